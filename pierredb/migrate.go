@@ -1,0 +1,197 @@
+package pierredb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+
+	"github.com/pierre-mcp/pierre/pierredb/internal/engine"
+)
+
+// Migration bookkeeping lives in pierre's own tables, apart from any bun_migrations
+// table the host application may keep for itself.
+const (
+	migrationsTable     = "pierredb_migrations"
+	migrationLocksTable = "pierredb_migration_locks"
+)
+
+// Migration is one schema migration and whether it has been applied.
+type Migration struct {
+	// Name is the migration's numeric prefix, for example "0001".
+	Name string
+	// Comment is the rest of the file name, for example "init".
+	Comment string
+	// Applied reports whether the database has it.
+	Applied bool
+	// AppliedAt is when it was applied; zero when it was not.
+	AppliedAt time.Time
+}
+
+// errAppliedMeanwhile aborts a migration whose transaction found it already
+// recorded: another process applied it between our status read and our lock.
+var errAppliedMeanwhile = errors.New("pierredb: migration applied by another process")
+
+func newMigrator(e *engine.Engine) (*migrate.Migrator, *migrate.Migrations, error) {
+	migrations := migrate.NewMigrations()
+	if err := migrations.Discover(e.Migrations); err != nil {
+		return nil, nil, fmt.Errorf("pierredb: load embedded migrations: %w", err)
+	}
+	m := migrate.NewMigrator(e.Writer, migrations,
+		migrate.WithTableName(migrationsTable),
+		migrate.WithLocksTableName(migrationLocksTable),
+		// bun marks a migration applied before running it unless told otherwise.
+		migrate.WithMarkAppliedOnSuccess(true),
+		// The record is written inside the migration's own transaction (below), so
+		// bun's own mark afterwards must be an idempotent upsert.
+		migrate.WithUpsert(true),
+		migrate.BeforeMigration(func(ctx context.Context, db bun.IConn, m *migrate.Migration) error {
+			// Inside the migration's transaction, which holds the write lock on
+			// SQLite (BEGIN IMMEDIATE) and runs under the advisory lock on
+			// PostgreSQL: a record here means another process got there first.
+			var n int
+			err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+migrationsTable+" WHERE name = ?", m.Name).Scan(&n)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return errAppliedMeanwhile
+			}
+			return nil
+		}),
+		migrate.AfterMigration(func(ctx context.Context, db bun.IConn, m *migrate.Migration) error {
+			// Record the migration in the same transaction as its statements, so a
+			// crash can never leave it applied but unrecorded, or the reverse.
+			_, err := db.ExecContext(ctx,
+				"INSERT INTO "+migrationsTable+" (name, group_id) VALUES (?, ?)", m.Name, m.GroupID)
+			return err
+		}),
+	)
+	return m, migrations, nil
+}
+
+// runMigrations applies every pending migration, each in its own transaction, and
+// returns the names it applied. Processes that start together wait for each other
+// (PostgreSQL advisory lock; SQLite IMMEDIATE transactions plus the in-transaction
+// check above) and each migration is applied exactly once.
+func runMigrations(ctx context.Context, e *engine.Engine) ([]string, error) {
+	// Fast path for the common restart: nothing pending means no lock to take and
+	// no DDL to send. Anything pending is re-checked under the lock.
+	if status, err := migrationStatus(ctx, e); err == nil && allApplied(status) {
+		return nil, nil
+	}
+	if e.LockMigrations != nil {
+		unlock, err := e.LockMigrations(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	if e.PrepareSchema != nil {
+		if err := e.PrepareSchema(ctx); err != nil {
+			return nil, err
+		}
+	}
+	m, _, err := newMigrator(e)
+	if err != nil {
+		return nil, err
+	}
+	if err := initMigrationTables(ctx, e, m); err != nil {
+		return nil, err
+	}
+	var applied []string
+	for attempt := 0; ; attempt++ {
+		group, err := m.Migrate(ctx)
+		done := group.Migrations
+		if err != nil && len(done) > 0 {
+			done = done[:len(done)-1] // bun lists the failed migration last
+		}
+		for _, mg := range done {
+			applied = append(applied, mg.Name)
+		}
+		if errors.Is(err, errAppliedMeanwhile) && attempt < 100 {
+			continue // re-read the status and go on from what the other process did
+		}
+		if err != nil {
+			return applied, fmt.Errorf("pierredb: migrate: %w", e.Classify(err))
+		}
+		return applied, nil
+	}
+}
+
+// initMigrationTables creates bun's bookkeeping tables; with WithUpsert bun adds
+// the unique index on migration names that exactly-once application relies on.
+func initMigrationTables(ctx context.Context, e *engine.Engine, m *migrate.Migrator) error {
+	if err := m.Init(ctx); err != nil {
+		return fmt.Errorf("pierredb: create migration tables: %w", e.Classify(err))
+	}
+	return nil
+}
+
+// migrationStatus lists every known migration with its state. A database that has
+// never been migrated reports them all pending.
+func migrationStatus(ctx context.Context, e *engine.Engine) ([]Migration, error) {
+	m, known, err := newMigrator(e)
+	if err != nil {
+		return nil, err
+	}
+	exists, err := tableExists(ctx, e, migrationsTable)
+	if err != nil {
+		return nil, err
+	}
+	var ms migrate.MigrationSlice
+	if exists {
+		ms, err = m.MigrationsWithStatus(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("pierredb: read migration status: %w", e.Classify(err))
+		}
+	} else {
+		ms = known.Sorted()
+	}
+	out := make([]Migration, 0, len(ms))
+	for _, mg := range ms {
+		out = append(out, Migration{
+			Name:      mg.Name,
+			Comment:   mg.Comment,
+			Applied:   mg.IsApplied(),
+			AppliedAt: appliedAt(mg),
+		})
+	}
+	return out, nil
+}
+
+func allApplied(status []Migration) bool {
+	for _, m := range status {
+		if !m.Applied {
+			return false
+		}
+	}
+	return true
+}
+
+func appliedAt(m migrate.Migration) time.Time {
+	if !m.IsApplied() {
+		return time.Time{}
+	}
+	return m.MigratedAt.UTC()
+}
+
+// tableExists asks the engine's catalog whether a table exists in the schema this
+// connection uses.
+func tableExists(ctx context.Context, e *engine.Engine, table string) (bool, error) {
+	var q string
+	switch e.Backend {
+	case SQLite:
+		q = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+	default:
+		q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
+	}
+	var n int
+	if err := e.Reader.QueryRowContext(ctx, q, table).Scan(&n); err != nil {
+		return false, fmt.Errorf("pierredb: read catalog: %w", e.Classify(err))
+	}
+	return n > 0, nil
+}

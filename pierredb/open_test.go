@@ -1,0 +1,375 @@
+package pierredb_test
+
+import (
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pierre-mcp/pierre/keyring"
+	"github.com/pierre-mcp/pierre/pierredb"
+	"github.com/pierre-mcp/pierre/pierredb/storetest"
+)
+
+func TestOpen(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		url := e.NewURL(t)
+		db := e.OpenURL(t, url)
+
+		assert.Equal(t, e.Backend, db.Backend())
+		require.NoError(t, db.Ping(ctx))
+		status, err := db.MigrationStatus(ctx)
+		require.NoError(t, err)
+		require.NotEmpty(t, status)
+		var names []string
+		for _, m := range status {
+			assert.True(t, m.Applied, "migration %s", m.Name)
+			assert.False(t, m.AppliedAt.IsZero())
+			names = append(names, m.Name)
+		}
+		assert.Equal(t, names, db.AppliedMigrations(), "a fresh database gets every migration")
+
+		info := db.Info()
+		assert.Equal(t, e.Backend, info.Backend)
+		assert.NotEmpty(t, info.Driver)
+		assert.NotEmpty(t, info.KeyringID)
+		assert.Equal(t, e.Key.Fingerprint(), info.MasterKeyFingerprint)
+		stats := db.Stats()
+		assert.Equal(t, e.Backend, stats.Backend)
+		assert.Positive(t, stats.Write.MaxOpenConnections)
+
+		// Opening a migrated database again applies nothing and finds the same keyring.
+		again := e.OpenURL(t, url)
+		assert.Empty(t, again.AppliedMigrations())
+		assert.Equal(t, info.KeyringID, again.Info().KeyringID)
+
+		require.NoError(t, db.Close())
+		require.NoError(t, db.Close(), "Close is idempotent")
+		assert.ErrorIs(t, db.Ping(ctx), pierredb.ErrClosed)
+		assert.NoError(t, again.Ping(ctx))
+	})
+}
+
+func TestOpenSQLiteFileAndPragmas(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nested", "data")
+	path := filepath.Join(dir, "users.db")
+	db, err := pierredb.Open("sqlite:"+path, storetest.Engines()[0].Key)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+
+	st, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, fs.FileMode(0o700), st.Mode().Perm(), "the directory pierre creates is private")
+	st, err = os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, fs.FileMode(0o600), st.Mode().Perm(), "the database file is private")
+
+	info := db.Info()
+	assert.Equal(t, path, info.Location)
+	assert.Equal(t, wantSQLiteDriver, info.Driver, "the suite runs on the driver this build selects")
+	want := map[string]string{"journal_mode": "wal", "synchronous": "1", "foreign_keys": "1", "busy_timeout": "5000"}
+	for k, v := range want {
+		assert.Equal(t, v, info.Settings[k], "pragma %s", k)
+	}
+
+	// Every connection of both pools carries the pragmas, not just the first: hold
+	// several reader connections at once so the pool has to open new ones.
+	eng := pierredb.EngineOf(db)
+	ctx := t.Context()
+	var conns []*sql.Conn
+	for i := 0; i < eng.Reader.DB.Stats().MaxOpenConnections; i++ {
+		c, err := eng.Reader.DB.Conn(ctx)
+		require.NoError(t, err)
+		conns = append(conns, c)
+		for pragma, want := range map[string]string{"foreign_keys": "1", "synchronous": "1", "busy_timeout": "5000", "query_only": "1", "journal_mode": "wal"} {
+			var got string
+			require.NoError(t, c.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got))
+			assert.Equal(t, want, strings.ToLower(got), "reader connection %d pragma %s", i, pragma)
+		}
+	}
+	for _, c := range conns {
+		require.NoError(t, c.Close())
+	}
+	var fk, qo string
+	require.NoError(t, eng.Writer.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk))
+	require.NoError(t, eng.Writer.QueryRowContext(ctx, "PRAGMA query_only").Scan(&qo))
+	assert.Equal(t, "1", fk)
+	assert.Equal(t, "0", qo)
+	// The reader pool refuses writes.
+	_, err = eng.Reader.ExecContext(ctx, "DELETE FROM system_settings")
+	assert.Error(t, err)
+}
+
+func TestOpenSQLiteModes(t *testing.T) {
+	key := storetest.Engines()[0].Key
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.db")
+
+	for _, tc := range []struct {
+		name string
+		url  string
+		want error
+	}{
+		{"rw requires the file", "sqlite:" + missing + "?mode=rw", pierredb.ErrNotFound},
+		{"ro requires the file", "sqlite:" + missing + "?mode=ro", pierredb.ErrNotFound},
+		{"fk cannot be turned off", "sqlite:" + missing + "?_fk=0", pierredb.ErrInvalidURL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := pierredb.Open(tc.url, key)
+			require.ErrorIs(t, err, tc.want)
+			_, statErr := os.Stat(missing)
+			assert.ErrorIs(t, statErr, fs.ErrNotExist, "a failed open creates nothing")
+		})
+	}
+
+	path := filepath.Join(dir, "users.db")
+	db, err := pierredb.Open("sqlite:"+path+"?mode=rwc&cache=shared&_fk=1", key)
+	require.NoError(t, err)
+	id := db.Info().KeyringID
+	require.NoError(t, db.Close())
+
+	ro, err := pierredb.Open("sqlite:"+path+"?mode=ro", key)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ro.Close() })
+	assert.True(t, ro.Info().ReadOnly)
+	assert.Equal(t, id, ro.Info().KeyringID)
+	_, err = ro.Keyring().Rotate(t.Context(), keyring.PurposeEncryption)
+	assert.ErrorIs(t, err, pierredb.ErrReadOnly, "a read-only database refuses writes")
+
+	rw, err := pierredb.Open("sqlite:"+path+"?mode=rw", key)
+	require.NoError(t, err)
+	require.NoError(t, rw.Close())
+}
+
+func TestOpenMemory(t *testing.T) {
+	key := storetest.Engines()[0].Key
+	a, err := pierredb.Open("sqlite::memory:", key)
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := pierredb.Open("sqlite::memory:", key)
+	require.NoError(t, err)
+	defer b.Close()
+	assert.NotEqual(t, a.Info().KeyringID, b.Info().KeyringID, "each in-memory Database is its own database")
+	assert.Equal(t, ":memory:", a.Info().Location)
+	assert.NotEmpty(t, a.AppliedMigrations())
+}
+
+// TestOpenWrongKey: a wrong master key fails Open before any write. On SQLite the
+// database files are byte-identical afterwards; on PostgreSQL no row changes.
+func TestOpenWrongKey(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		url := e.NewURL(t)
+		db, err := pierredb.Open(url, e.Key)
+		require.NoError(t, err)
+		wantID := db.Info().KeyringID
+		require.NoError(t, db.Close())
+
+		var before map[string][]byte
+		if e.Backend == pierredb.SQLite {
+			before = readDir(t, filepath.Dir(strings.TrimPrefix(url, "sqlite:")))
+		}
+		wrong, err := keyring.Generate()
+		require.NoError(t, err)
+		_, err = pierredb.Open(url, wrong)
+		require.ErrorIs(t, err, keyring.ErrWrongMasterKey)
+		assert.NotContains(t, err.Error(), wrong.EncodeBase64())
+		assert.Contains(t, err.Error(), wrong.Fingerprint(), "the error names the fingerprints so operators can tell keys apart")
+
+		if e.Backend == pierredb.SQLite {
+			assert.Equal(t, before, readDir(t, filepath.Dir(strings.TrimPrefix(url, "sqlite:"))), "database files changed")
+		}
+		again := e.OpenURL(t, url)
+		assert.Equal(t, wantID, again.Info().KeyringID)
+		assert.Empty(t, again.AppliedMigrations())
+	})
+}
+
+func readDir(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		out[e.Name()] = b
+	}
+	return out
+}
+
+func TestOpenErrors(t *testing.T) {
+	key := storetest.Engines()[0].Key
+	const password = "s3cr3t-Pa55w0rd"
+	for _, tc := range []struct {
+		name     string
+		url      string
+		key      keyring.MasterKey
+		want     error
+		contains []string
+	}{
+		{"unsupported scheme", "mysql://root@localhost/db", key, pierredb.ErrInvalidURL, []string{"sqlite:./data/users.db", "postgres://"}},
+		{"no scheme", "users.db", key, pierredb.ErrInvalidURL, []string{"sqlite::memory:"}},
+		{"missing key", "sqlite::memory:", keyring.MasterKey{}, keyring.ErrMasterKeyMissing, nil},
+		{"unreachable server", "postgres://pierre:" + password + "@127.0.0.1:1/pierre?connect_timeout=2", key, pierredb.ErrUnreachable,
+			[]string{"127.0.0.1:1", "not reachable", "DATABASE_URL"}},
+		{"malformed postgres url", "postgres://pierre:" + password + "@[::1/x", key, pierredb.ErrInvalidURL, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			_, err := pierredb.Open(tc.url, tc.key)
+			require.ErrorIs(t, err, tc.want)
+			for _, s := range tc.contains {
+				assert.Contains(t, err.Error(), s)
+			}
+			for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
+				assert.NotContains(t, text, password)
+			}
+			assert.Less(t, time.Since(start), 10*time.Second)
+		})
+	}
+}
+
+func TestOpenFromEnv(t *testing.T) {
+	key, err := keyring.Generate()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	t.Setenv(keyring.EnvMasterKeyPath, "")
+	t.Setenv(keyring.EnvPreviousMasterKey, "")
+
+	t.Run("defaults to sqlite under ./data", func(t *testing.T) {
+		t.Chdir(dir)
+		t.Setenv(pierredb.EnvDatabaseURL, "")
+		t.Setenv(pierredb.EnvMaxConnections, "")
+		t.Setenv(keyring.EnvMasterKey, key.EncodeBase64())
+		db, err := pierredb.OpenFromEnv(t.Context())
+		require.NoError(t, err)
+		defer db.Close()
+		assert.Equal(t, pierredb.SQLite, db.Backend())
+		assert.FileExists(t, filepath.Join(dir, "data", "users.db"))
+	})
+	t.Run("bad pool size", func(t *testing.T) {
+		t.Setenv(pierredb.EnvDatabaseURL, "sqlite::memory:")
+		t.Setenv(pierredb.EnvMaxConnections, "lots")
+		t.Setenv(keyring.EnvMasterKey, key.EncodeBase64())
+		_, err := pierredb.OpenFromEnv(t.Context())
+		assert.ErrorIs(t, err, pierredb.ErrInvalidArgument)
+	})
+	t.Run("no master key", func(t *testing.T) {
+		t.Setenv(pierredb.EnvDatabaseURL, "sqlite::memory:")
+		t.Setenv(pierredb.EnvMaxConnections, "")
+		t.Setenv(keyring.EnvMasterKey, "")
+		_, err := pierredb.OpenFromEnv(t.Context())
+		assert.ErrorIs(t, err, keyring.ErrMasterKeyMissing)
+	})
+	t.Run("pool size from the environment", func(t *testing.T) {
+		e := storetest.Engines()[1]
+		e.Require(t)
+		t.Setenv(pierredb.EnvDatabaseURL, e.NewURL(t))
+		t.Setenv(pierredb.EnvMaxConnections, "3")
+		t.Setenv(keyring.EnvMasterKey, key.EncodeHex())
+		db, err := pierredb.OpenFromEnv(t.Context())
+		require.NoError(t, err)
+		defer db.Close()
+		assert.Equal(t, 3, db.Stats().Write.MaxOpenConnections)
+	})
+}
+
+// TestConcurrentOpen: eight Databases (separate pools, as separate processes would
+// have) open one fresh database at the same moment. All succeed, each migration is
+// applied exactly once, and they agree on one keyring.
+func TestConcurrentOpen(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		url := e.NewURL(t)
+		const n = 8
+		var (
+			wg      sync.WaitGroup
+			start   = make(chan struct{})
+			dbs     = make([]*pierredb.Database, n)
+			errs    = make([]error, n)
+			applied = map[string]int{}
+			mu      sync.Mutex
+		)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				dbs[i], errs[i] = pierredb.OpenContext(t.Context(), url, e.Key)
+				if errs[i] == nil {
+					mu.Lock()
+					for _, name := range dbs[i].AppliedMigrations() {
+						applied[name]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for i := range n {
+			require.NoError(t, errs[i], "open %d", i)
+			t.Cleanup(func() { _ = dbs[i].Close() })
+		}
+		status, err := dbs[0].MigrationStatus(t.Context())
+		require.NoError(t, err)
+		for _, m := range status {
+			assert.Equal(t, 1, applied[m.Name], "migration %s applied once", m.Name)
+		}
+		var rows int
+		require.NoError(t, pierredb.EngineOf(dbs[0]).Reader.QueryRowContext(t.Context(),
+			"SELECT count(*) FROM pierredb_migrations").Scan(&rows))
+		assert.Equal(t, len(status), rows, "one record per migration")
+		for i := 1; i < n; i++ {
+			assert.Equal(t, dbs[0].Info().KeyringID, dbs[i].Info().KeyringID)
+		}
+		var deks int
+		require.NoError(t, pierredb.EngineOf(dbs[0]).Reader.QueryRowContext(t.Context(),
+			"SELECT count(*) FROM keyring_keys WHERE purpose = 'encryption'").Scan(&deks))
+		assert.Equal(t, 1, deks, "exactly one data key")
+	})
+}
+
+func TestOpenWithoutMigrations(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		url := e.NewURL(t)
+		_, err := pierredb.OpenContext(t.Context(), url, e.Key, pierredb.WithoutMigrations())
+		require.ErrorIs(t, err, pierredb.ErrSchemaNotCurrent)
+		assert.Contains(t, err.Error(), "0001")
+
+		e.OpenURL(t, url)
+		db := e.OpenURL(t, url, pierredb.WithoutMigrations())
+		assert.Empty(t, db.AppliedMigrations())
+
+		// A database migrated by a newer pierre is refused rather than misread.
+		_, err = pierredb.EngineOf(db).Writer.ExecContext(t.Context(),
+			"INSERT INTO pierredb_migrations (name, group_id) VALUES ('9999', 99)")
+		require.NoError(t, err)
+		_, err = pierredb.OpenContext(t.Context(), url, e.Key)
+		require.ErrorIs(t, err, pierredb.ErrSchemaNotCurrent)
+		assert.Contains(t, err.Error(), "9999")
+	})
+}
+
+func TestOpenLogs(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	db, err := pierredb.Open("sqlite::memory:", storetest.Engines()[0].Key, pierredb.WithLogger(logger))
+	require.NoError(t, err)
+	defer db.Close()
+	assert.Contains(t, buf.String(), "migrations applied")
+	assert.Contains(t, buf.String(), "backend=sqlite")
+	assert.NotContains(t, buf.String(), storetest.Engines()[0].Key.EncodeBase64())
+}

@@ -1,0 +1,6 @@
+//go:build !cgo && !(!cgosqlite && ((darwin && amd64) || (darwin && arm64) || (linux && 386) || (linux && amd64) || (linux && arm) || (linux && arm64) || (windows && amd64)))
+
+package sqlite
+
+// extendedCode has no driver to ask on platforms without a SQLite driver.
+func extendedCode(error) (int, bool) { return 0, false }

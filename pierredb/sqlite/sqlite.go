@@ -1,0 +1,393 @@
+// Package sqlite is pierredb's SQLite connector: file and in-memory databases,
+// per-connection pragmas that are read back at startup, a single-connection writer
+// pool whose transactions begin IMMEDIATE beside a small query_only reader pool, the
+// embedded SQLite migrations and the mapping of SQLite errors onto pierredb's
+// sentinel errors.
+//
+// Applications do not use this package directly: pierredb.Open picks it for
+// "sqlite:" URLs. It works with either driver that bun's sqliteshim selects:
+// modernc.org/sqlite (the default, pure Go) or github.com/mattn/go-sqlite3 (build
+// with -tags cgosqlite). Pragmas are executed as statements on every new connection
+// rather than spelled in the DSN, because each driver silently ignores the other's
+// DSN pragma syntax.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/driver/sqliteshim"
+
+	"github.com/pierre-mcp/pierre/pierredb/internal/engine"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the SQLite migrations, one *.sql file per migration at the root.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory is fixed at build time
+	}
+	return sub
+}
+
+// Mode is how a database file is opened, as in SQLite's URI "mode" parameter.
+type Mode string
+
+// The open modes.
+const (
+	// ModeReadWriteCreate opens the file read-write and creates it (and its directory)
+	// when missing. It is the default.
+	ModeReadWriteCreate Mode = "rwc"
+	// ModeReadWrite opens an existing file read-write; a missing file is an error.
+	ModeReadWrite Mode = "rw"
+	// ModeReadOnly opens an existing file read-only: no migrations, no writes.
+	ModeReadOnly Mode = "ro"
+)
+
+// DefaultBusyTimeout is how long a connection waits for a lock held by another
+// connection or process before it reports SQLITE_BUSY.
+const DefaultBusyTimeout = 5 * time.Second
+
+// Config says which SQLite database to open and how.
+type Config struct {
+	// Path is the database file. Ignored when Memory is set.
+	Path string
+	// Memory opens a private in-memory database that lives as long as the Engine.
+	Memory bool
+	// Mode is the open mode; empty means ModeReadWriteCreate.
+	Mode Mode
+	// BusyTimeout is the busy_timeout pragma; zero means DefaultBusyTimeout.
+	BusyTimeout time.Duration
+	// ReadConns is the size of the reader pool; zero means max(2, GOMAXPROCS).
+	ReadConns int
+}
+
+// Open opens the database that cfg describes, applies and reads back the pragmas on
+// both pools, and returns the Engine.
+func Open(ctx context.Context, cfg Config) (*engine.Engine, error) {
+	if cfg.Mode == "" {
+		cfg.Mode = ModeReadWriteCreate
+	}
+	switch cfg.Mode {
+	case ModeReadWriteCreate, ModeReadWrite, ModeReadOnly:
+	default:
+		return nil, fmt.Errorf("%w: sqlite mode %q is not one of rwc, rw, ro", engine.ErrInvalidURL, cfg.Mode)
+	}
+	if cfg.BusyTimeout <= 0 {
+		cfg.BusyTimeout = DefaultBusyTimeout
+	}
+	if cfg.ReadConns <= 0 {
+		cfg.ReadConns = max(2, runtime.GOMAXPROCS(0))
+	}
+	if !sqliteshim.HasDriver() {
+		return nil, fmt.Errorf("%w: no SQLite driver is built for this platform (build with cgo and -tags cgosqlite)", engine.ErrDriver)
+	}
+	if cfg.Memory {
+		return openMemory(ctx, cfg)
+	}
+	return openFile(ctx, cfg)
+}
+
+func openMemory(ctx context.Context, cfg Config) (*engine.Engine, error) {
+	// A named shared-cache memory database behind one connection: every query of
+	// this Engine sees the same data, and no other Engine can reach it.
+	dsn := "file:pierre-" + uuid.NewString() + "?mode=memory&cache=shared&_txlock=immediate"
+	pool := newPool(dsn, 1, cfg.BusyTimeout, writerPragmas(cfg.BusyTimeout))
+	if err := readBack(ctx, pool, "writer", expected{journal: "memory", busy: cfg.BusyTimeout}); err != nil {
+		_ = pool.Close()
+		return nil, err
+	}
+	db := bun.NewDB(pool, sqlitedialect.New())
+	return &engine.Engine{
+		Backend:    engine.SQLite,
+		Writer:     db,
+		Reader:     db,
+		Migrations: Migrations(),
+		Classify:   classify,
+		Info:       engine.Info{Driver: driverName(), Location: ":memory:", Settings: settings(ctx, pool)},
+		Close:      pool.Close,
+	}, nil
+}
+
+func openFile(ctx context.Context, cfg Config) (*engine.Engine, error) {
+	if cfg.Path == "" {
+		return nil, fmt.Errorf("%w: sqlite path is empty", engine.ErrInvalidURL)
+	}
+	path, err := filepath.Abs(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: sqlite path %q: %v", engine.ErrInvalidURL, cfg.Path, err)
+	}
+	if err := prepareFile(path, cfg.Mode); err != nil {
+		return nil, err
+	}
+	mode := cfg.Mode
+	if mode == ModeReadWriteCreate {
+		mode = ModeReadWrite // prepareFile created the file with our permissions
+	}
+	// A file: URI, so that '?', '#' and '%' in the path are escaped and both drivers
+	// hand the mode parameter to SQLite itself.
+	base := (&url.URL{Scheme: "file", Path: filepath.ToSlash(path)}).String()
+
+	if cfg.Mode == ModeReadOnly {
+		pool := newPool(base+"?mode=ro", cfg.ReadConns, cfg.BusyTimeout, readerPragmas(cfg.BusyTimeout))
+		if err := readBack(ctx, pool, "reader", expected{busy: cfg.BusyTimeout, queryOnly: true}); err != nil {
+			_ = pool.Close()
+			return nil, err
+		}
+		db := bun.NewDB(pool, sqlitedialect.New())
+		return &engine.Engine{
+			Backend: engine.SQLite, Writer: db, Reader: db, Migrations: Migrations(),
+			Classify: classify, ReadOnly: true,
+			Info:  engine.Info{Driver: driverName(), Location: path, Settings: settings(ctx, pool)},
+			Close: pool.Close,
+		}, nil
+	}
+
+	// One writer connection: SQLite allows one writer at a time anyway, and a pool of
+	// one with IMMEDIATE transactions never upgrades a read lock into SQLITE_BUSY.
+	writer := newPool(base+"?mode="+string(mode)+"&_txlock=immediate", 1, cfg.BusyTimeout, writerPragmas(cfg.BusyTimeout))
+	if err := readBack(ctx, writer, "writer", expected{journal: "wal", busy: cfg.BusyTimeout}); err != nil {
+		_ = writer.Close()
+		return nil, err
+	}
+	reader := newPool(base+"?mode="+string(mode), cfg.ReadConns, cfg.BusyTimeout, readerPragmas(cfg.BusyTimeout))
+	if err := readBack(ctx, reader, "reader", expected{journal: "wal", busy: cfg.BusyTimeout, queryOnly: true}); err != nil {
+		_ = writer.Close()
+		_ = reader.Close()
+		return nil, err
+	}
+	return &engine.Engine{
+		Backend:    engine.SQLite,
+		Writer:     bun.NewDB(writer, sqlitedialect.New()),
+		Reader:     bun.NewDB(reader, sqlitedialect.New()),
+		Migrations: Migrations(),
+		Classify:   classify,
+		Info:       engine.Info{Driver: driverName(), Location: path, Settings: settings(ctx, writer)},
+		Close: func() error {
+			// Readers first, so that the writer's close is the last one and SQLite
+			// checkpoints and removes the WAL file.
+			return errors.Join(reader.Close(), writer.Close())
+		},
+	}, nil
+}
+
+// prepareFile creates the parent directory (0700) and the file (0600) for
+// ModeReadWriteCreate, and checks that the file exists for the other modes.
+func prepareFile(path string, mode Mode) error {
+	if mode != ModeReadWriteCreate {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("%w: sqlite database %s does not exist (mode=%s does not create it): %v",
+				engine.ErrNotFound, path, mode, errors.Unwrap(err))
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("pierredb: create directory for sqlite database: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		return f.Close()
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	default:
+		return fmt.Errorf("pierredb: create sqlite database file: %w", err)
+	}
+}
+
+func writerPragmas(busy time.Duration) []string {
+	return []string{
+		// busy_timeout first: the pragmas after it may wait for a lock.
+		"PRAGMA busy_timeout = " + strconv.FormatInt(busy.Milliseconds(), 10),
+		"PRAGMA foreign_keys = ON",
+		pragmaWAL,
+		"PRAGMA synchronous = NORMAL",
+	}
+}
+
+func readerPragmas(busy time.Duration) []string {
+	return []string{
+		"PRAGMA busy_timeout = " + strconv.FormatInt(busy.Milliseconds(), 10),
+		"PRAGMA foreign_keys = ON",
+		"PRAGMA synchronous = NORMAL",
+		"PRAGMA query_only = ON",
+	}
+}
+
+func newPool(dsn string, size int, busy time.Duration, pragmas []string) *sql.DB {
+	pool := sql.OpenDB(&connector{dsn: dsn, pragmas: pragmas, busy: busy})
+	pool.SetMaxOpenConns(size)
+	pool.SetMaxIdleConns(size)
+	pool.SetConnMaxLifetime(0)
+	pool.SetConnMaxIdleTime(0) // an in-memory database lives only as long as its connection
+	return pool
+}
+
+// connector runs the pragmas on every new connection, whichever driver is built.
+type connector struct {
+	dsn     string
+	pragmas []string
+	busy    time.Duration
+}
+
+const pragmaWAL = "PRAGMA journal_mode = WAL"
+
+func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := sqliteshim.Driver().Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	execer, ok := conn.(driver.ExecerContext)
+	if !ok {
+		_ = conn.Close()
+		return nil, fmt.Errorf("%w: sqlite connection cannot execute statements", engine.ErrDriver)
+	}
+	for _, p := range c.pragmas {
+		if p == pragmaWAL {
+			err = c.enableWAL(ctx, conn, execer)
+		} else {
+			_, err = execer.ExecContext(ctx, p, nil)
+		}
+		if err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("pierredb: sqlite %s: %w", p, classify(err))
+		}
+	}
+	return conn, nil
+}
+
+// enableWAL switches the database to WAL unless it already is. Changing the
+// journal mode needs an exclusive lock and SQLite reports SQLITE_BUSY at once
+// instead of running the busy handler, so connections opened together (several
+// processes starting on a new file) retry here until busy_timeout runs out.
+func (c *connector) enableWAL(ctx context.Context, conn driver.Conn, execer driver.ExecerContext) error {
+	deadline := time.Now().Add(c.busy)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		mode, err := queryString(ctx, conn, "PRAGMA journal_mode")
+		if err == nil && strings.EqualFold(mode, "wal") {
+			return nil
+		}
+		if err == nil {
+			_, err = execer.ExecContext(ctx, pragmaWAL, nil)
+			if err == nil {
+				return nil
+			}
+		}
+		if !errors.Is(classify(err), engine.ErrBusy) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// queryString runs a one-value query on a raw driver connection.
+func queryString(ctx context.Context, conn driver.Conn, query string) (string, error) {
+	q, ok := conn.(driver.QueryerContext)
+	if !ok {
+		return "", fmt.Errorf("%w: sqlite connection cannot run queries", engine.ErrDriver)
+	}
+	rows, err := q.QueryContext(ctx, query, nil)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, len(rows.Columns()))
+	if err := rows.Next(dest); err != nil {
+		return "", err
+	}
+	switch v := dest[0].(type) {
+	case string:
+		return v, nil
+	case []byte:
+		return string(v), nil
+	default:
+		return fmt.Sprint(v), nil
+	}
+}
+
+func (c *connector) Driver() driver.Driver { return sqliteshim.Driver() }
+
+type expected struct {
+	journal   string // "" accepts any journal mode
+	busy      time.Duration
+	queryOnly bool
+}
+
+// readBack checks that the pragmas really took effect on a connection of pool: a
+// driver that ignored them would otherwise run without foreign keys or WAL.
+func readBack(ctx context.Context, pool *sql.DB, name string, want expected) error {
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("pierredb: open sqlite %s connection: %w", name, classify(err))
+	}
+	defer conn.Close()
+	checks := []struct {
+		pragma, want string
+	}{
+		{"foreign_keys", "1"},
+		{"synchronous", "1"}, // NORMAL
+		{"busy_timeout", strconv.FormatInt(want.busy.Milliseconds(), 10)},
+		{"journal_mode", want.journal},
+		{"query_only", map[bool]string{true: "1", false: "0"}[want.queryOnly]},
+	}
+	for _, c := range checks {
+		var got string
+		if err := conn.QueryRowContext(ctx, "PRAGMA "+c.pragma).Scan(&got); err != nil {
+			return fmt.Errorf("pierredb: read back sqlite pragma %s on %s: %w", c.pragma, name, classify(err))
+		}
+		if c.want != "" && !strings.EqualFold(got, c.want) {
+			return fmt.Errorf("%w: sqlite pragma %s is %q on the %s pool, want %q (driver %s)",
+				engine.ErrDriver, c.pragma, got, name, c.want, driverName())
+		}
+	}
+	return nil
+}
+
+// settings reports the pragmas of one connection of pool for diagnostics.
+func settings(ctx context.Context, pool *sql.DB) map[string]string {
+	out := make(map[string]string)
+	for _, p := range []string{"journal_mode", "synchronous", "foreign_keys", "busy_timeout", "sqlite_version()"} {
+		q := "PRAGMA " + p
+		if strings.HasSuffix(p, "()") {
+			q = "SELECT " + p
+		}
+		var v string
+		if err := pool.QueryRowContext(ctx, q).Scan(&v); err == nil {
+			out[strings.TrimSuffix(p, "()")] = v
+		}
+	}
+	return out
+}
+
+func driverName() string {
+	switch sqliteshim.DriverName() {
+	case "sqlite":
+		return "modernc.org/sqlite"
+	case "sqlite3":
+		return "github.com/mattn/go-sqlite3"
+	default:
+		return sqliteshim.DriverName()
+	}
+}

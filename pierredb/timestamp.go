@@ -1,0 +1,61 @@
+package pierredb
+
+import (
+	"database/sql/driver"
+	"fmt"
+	"time"
+)
+
+// timeLayout is the one text form of a timestamp on both engines: UTC, six
+// fractional digits, so that SQLite's TEXT columns sort and compare in time order
+// and PostgreSQL parses it into TIMESTAMPTZ without loss.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+// dbTime is a timestamp column. The zero value is SQL NULL, which keeps optional
+// timestamps (expires_at, last_active, ...) free of pointers.
+type dbTime struct{ time.Time }
+
+// at converts t to the precision both engines store: UTC microseconds.
+func at(t time.Time) dbTime {
+	if t.IsZero() {
+		return dbTime{}
+	}
+	return dbTime{t.UTC().Truncate(time.Microsecond)}
+}
+
+// Value implements driver.Valuer.
+func (t dbTime) Value() (driver.Value, error) {
+	if t.IsZero() {
+		return nil, nil
+	}
+	return t.UTC().Truncate(time.Microsecond).Format(timeLayout), nil
+}
+
+// Scan implements sql.Scanner for the forms the drivers return: time.Time from
+// pgx (and from SQLite drivers for columns declared as timestamps), text otherwise.
+func (t *dbTime) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		t.Time = time.Time{}
+		return nil
+	case time.Time:
+		t.Time = v.UTC()
+		return nil
+	case string:
+		return t.parse(v)
+	case []byte:
+		return t.parse(string(v))
+	default:
+		return fmt.Errorf("pierredb: cannot scan %T into a timestamp", src)
+	}
+}
+
+func (t *dbTime) parse(s string) error {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02 15:04:05"} {
+		if p, err := time.Parse(layout, s); err == nil {
+			t.Time = p.UTC()
+			return nil
+		}
+	}
+	return fmt.Errorf("pierredb: %q is not a timestamp", s)
+}
