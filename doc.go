@@ -1,0 +1,26 @@
+// Package pierre is the module root of pierre, the persistence layer for Go MCP
+// (Model Context Protocol) servers: user accounts with an admin approval workflow,
+// tenants, API keys, admin tokens, A2A clients, per-tenant OAuth app configurations
+// and per-user OAuth tokens, with every secret encrypted at rest under two-tier keys.
+//
+// The module's packages:
+//
+//	pierredb           Open(url, key) -> *Database: SQLite by default, PostgreSQL when
+//	                   the URL says so; the domain types, stores and sentinel errors
+//	pierredb/sqlite    the SQLite connector (pragmas, pools, embedded migrations)
+//	pierredb/postgres  the PostgreSQL connector (pgx pool, advisory lock, migrations)
+//	pierredb/storetest runs tests against every engine (used by pierre and by hosts)
+//	keyring            the master key, the data keys it wraps, the field envelope
+//	                   and key rotation: crypto only, no SQL
+//	examples/server    a runnable host: go run ./examples/server
+//
+// A host opens one Database per process and shares it:
+//
+//	db, err := pierredb.OpenFromEnv(ctx) // DATABASE_URL, PIERRE_MASTER_ENCRYPTION_KEY, ...
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	defer db.Close()
+//
+// This package itself holds no code.
+package pierre
