@@ -194,8 +194,11 @@ func TestOutOfBoundsRejectedBeforeAllocation(t *testing.T) {
 
 			allocated := bytesAllocated(func() { _, _ = h.Verify(ctx, pw, tc.stored) })
 			assert.Less(t, allocated, uint64(64<<10), "bytes allocated by a refused Verify")
+			// The property is the byte bound above; the count only shows that the
+			// refusal allocates a handful of small objects. MemStats counts every
+			// goroutine's mallocs, so leave room for the runtime (seen: 5 under -race).
 			allocs := testing.AllocsPerRun(20, func() { _, _ = h.Verify(ctx, pw, tc.stored) })
-			assert.LessOrEqual(t, allocs, 4.0, "allocations by a refused Verify")
+			assert.LessOrEqual(t, allocs, 16.0, "allocations by a refused Verify")
 		})
 	}
 
