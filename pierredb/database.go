@@ -10,6 +10,7 @@ import (
 
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb/internal/engine"
+	"github.com/pierre-mcp/pierre/pierredb/internal/password"
 )
 
 // Backend names the database engine behind a Database.
@@ -29,6 +30,11 @@ type Database struct {
 	now     func() time.Time
 	log     *slog.Logger
 	applied []string
+
+	reads       *stmtCache
+	hasher      *password.Hasher
+	autoApprove *bool // override of the stored setting, nil when none
+	lastActive  throttle
 
 	closeOnce sync.Once
 	closeErr  error
@@ -130,6 +136,7 @@ func (db *Database) Ping(ctx context.Context) error {
 func (db *Database) Close() error {
 	db.closeOnce.Do(func() {
 		close(db.closed)
+		db.reads.close()
 		db.closeErr = db.eng.Close()
 	})
 	return db.closeErr

@@ -1,6 +1,12 @@
 package pierredb
 
-import "github.com/pierre-mcp/pierre/pierredb/internal/engine"
+import (
+	"database/sql"
+	"errors"
+
+	"github.com/pierre-mcp/pierre/pierredb/internal/engine"
+	"github.com/pierre-mcp/pierre/pierredb/internal/password"
+)
 
 // Sentinel errors. Every error pierredb returns wraps at most a few of these (and
 // keeps the driver's own error in the chain); test them with errors.Is, never ==.
@@ -33,4 +39,18 @@ var (
 	ErrDriver = engine.ErrDriver
 	// ErrClosed: the Database was closed.
 	ErrClosed = engine.ErrClosed
+
+	// ErrInvalidCredentials: the email or the password is wrong (which one is not
+	// said, on purpose).
+	ErrInvalidCredentials = errors.New("pierredb: invalid email or password")
+	// ErrUserPending: the password is right but an admin has not approved the user.
+	ErrUserPending = errors.New("pierredb: user is awaiting approval")
+	// ErrUserSuspended: the password is right but the user is suspended.
+	ErrUserSuspended = errors.New("pierredb: user is suspended")
+	// ErrPasswordTooShort: a new password has fewer than 8 characters.
+	ErrPasswordTooShort = password.ErrTooShort
+	// ErrPasswordTooLong: a password is longer than 4096 bytes.
+	ErrPasswordTooLong = password.ErrTooLong
 )
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

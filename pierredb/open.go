@@ -12,6 +12,7 @@ import (
 
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb/internal/engine"
+	"github.com/pierre-mcp/pierre/pierredb/internal/password"
 	"github.com/pierre-mcp/pierre/pierredb/postgres"
 	"github.com/pierre-mcp/pierre/pierredb/sqlite"
 )
@@ -39,7 +40,27 @@ type config struct {
 	logger         *slog.Logger
 	now            func() time.Time
 	previousKey    keyring.MasterKey
+	passwordPolicy PasswordPolicy
+	autoApprove    *bool
+	lastActive     time.Duration
 }
+
+// PasswordPolicy is the argon2id cost of new password hashes. Zero fields mean the
+// defaults (m=19456 KiB, t=2, p=1), which are also the floor: a policy can only
+// raise the cost.
+type PasswordPolicy = password.Policy
+
+// WithPasswordPolicy raises the cost of new password hashes; users whose stored
+// hash is below it are rehashed at their next login.
+func WithPasswordPolicy(p PasswordPolicy) Option { return func(c *config) { c.passwordPolicy = p } }
+
+// WithAutoApproveUsers overrides the stored auto-approval setting: new users are
+// created active (true) or pending (false) whatever SetAutoApproveUsers stored.
+func WithAutoApproveUsers(on bool) Option { return func(c *config) { c.autoApprove = &on } }
+
+// WithLastActiveInterval sets how often TouchUser writes a user's last_active
+// (default one minute); more frequent calls for the same user do nothing.
+func WithLastActiveInterval(d time.Duration) Option { return func(c *config) { c.lastActive = d } }
 
 // WithMaxConnections bounds the PostgreSQL pool (default 10, or
 // DATABASE_MAX_CONNECTIONS with OpenFromEnv). SQLite ignores it: it keeps one
@@ -119,7 +140,19 @@ func OpenContext(ctx context.Context, url string, key keyring.MasterKey, opts ..
 	if err != nil {
 		return nil, err
 	}
-	db := &Database{eng: eng, now: cfg.now, log: cfg.logger, closed: make(chan struct{})}
+	if cfg.lastActive <= 0 {
+		cfg.lastActive = time.Minute
+	}
+	db := &Database{
+		eng:         eng,
+		now:         cfg.now,
+		log:         cfg.logger,
+		closed:      make(chan struct{}),
+		reads:       &stmtCache{pool: eng.Reader.DB, backend: eng.Backend},
+		hasher:      password.NewHasher(cfg.passwordPolicy),
+		autoApprove: cfg.autoApprove,
+		lastActive:  throttle{interval: cfg.lastActive},
+	}
 	if err := db.start(ctx, key, cfg); err != nil {
 		_ = eng.Close()
 		return nil, err
@@ -232,6 +265,7 @@ func (db *Database) checkSchemaCurrent(ctx context.Context) error {
 //	PIERRE_MASTER_ENCRYPTION_KEY     master key, base64 or hex of 32 bytes, or
 //	DATABASE_ENCRYPTION_KEY_PATH     a file holding it (mode 0600 or stricter)
 //	PIERRE_PREVIOUS_MASTER_ENCRYPTION_KEY  optional, during a master key rollover
+//	AUTO_APPROVE_USERS               true/false: overrides the stored auto-approval setting
 //
 // opts are applied after the environment, so an explicit option wins.
 func OpenFromEnv(ctx context.Context, opts ...Option) (*Database, error) {
@@ -247,6 +281,13 @@ func OpenFromEnv(ctx context.Context, opts ...Option) (*Database, error) {
 				ErrInvalidArgument, EnvMaxConnections, shorten(v))
 		}
 		envOpts = append(envOpts, WithMaxConnections(n))
+	}
+	if v := os.Getenv(EnvAutoApproveUsers); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s=%q is not a boolean (true or false)", ErrInvalidArgument, EnvAutoApproveUsers, shorten(v))
+		}
+		envOpts = append(envOpts, WithAutoApproveUsers(on))
 	}
 	key, err := keyring.LoadMasterKey(keyring.LoadOptions{})
 	if err != nil {
