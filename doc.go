@@ -12,6 +12,7 @@
 //	pierredb/storetest runs tests against every engine (used by pierre and by hosts)
 //	keyring            the master key, the data keys it wraps, the field envelope
 //	                   and key rotation: crypto only, no SQL
+//	httpserver         routes a host mounts into its http.ServeMux (health)
 //	examples/server    a runnable host: go run ./examples/server
 //
 // A host opens one Database per process and shares it:
