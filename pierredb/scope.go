@@ -319,7 +319,7 @@ func (s *TenantScope) Members(ctx context.Context, o ListOptions) (Page[Membersh
 	if err := s.db.checkOpen(); err != nil {
 		return Page[Membership]{}, err
 	}
-	rows, err := s.db.queryRows(ctx, q+" ORDER BY created_at, user_id LIMIT ?", append(args, limit+1)...)
+	rows, err := s.db.queryRows(ctx, q+" ORDER BY created_at, user_id"+limitClause(limit+1), args...)
 	if err != nil {
 		return Page[Membership]{}, s.db.opError("list members", err)
 	}

@@ -199,7 +199,7 @@ func (db *Database) ListTenants(ctx context.Context, f TenantFilter) (Page[Tenan
 	if err := db.checkOpen(); err != nil {
 		return Page[Tenant]{}, err
 	}
-	rows, err := db.queryRows(ctx, "SELECT "+tenantColumns+" FROM tenants t"+where+" ORDER BY t.created_at, t.id LIMIT ?", append(args, limit+1)...)
+	rows, err := db.queryRows(ctx, "SELECT "+tenantColumns+" FROM tenants t"+where+" ORDER BY t.created_at, t.id"+limitClause(limit+1), args...)
 	if err != nil {
 		return Page[Tenant]{}, db.opError("list tenants", err)
 	}
