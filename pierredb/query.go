@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/uptrace/bun"
 )
@@ -84,6 +85,45 @@ func (db *Database) queryRows(ctx context.Context, query string, args ...any) (*
 		return nil, err
 	}
 	return s.QueryContext(ctx, args...)
+}
+
+// readPage runs a listing query that asks for limit+1 rows, scans them with
+// scan, and turns the extra row, if any, into the cursor of the next page.
+func readPage[T any](ctx context.Context, db *Database, op string, limit int, query string, args []any,
+	scan func(*sql.Rows) (T, error), position func(T) (time.Time, string)) (Page[T], error) {
+	if err := db.checkOpen(); err != nil {
+		return Page[T]{}, err
+	}
+	rows, err := db.queryRows(ctx, query+limitClause(limit+1), args...)
+	if err != nil {
+		return Page[T]{}, db.opError(op, err)
+	}
+	defer rows.Close()
+	items := make([]T, 0, min(limit+1, 64))
+	for rows.Next() {
+		item, err := scan(rows)
+		if err != nil {
+			return Page[T]{}, db.opError(op, err)
+		}
+		items = append(items, item)
+	}
+	if err := rows.Err(); err != nil {
+		return Page[T]{}, db.opError(op, err)
+	}
+	page := Page[T]{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		page.Next = encodeCursor(position(items[limit-1]))
+	}
+	return page, nil
+}
+
+// userExists reports inside tx whether a user exists; callers turn false into
+// ErrNotFound with their own words.
+func userExists(ctx context.Context, tx bun.Tx, id string) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE id = ?", id).Scan(&n)
+	return n > 0, err
 }
 
 // inTx runs fn in a write transaction: IMMEDIATE on SQLite, so the transaction

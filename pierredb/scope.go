@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/uptrace/bun"
 )
@@ -139,12 +140,8 @@ func (s *TenantScope) AddMember(ctx context.Context, userID string, role Role) (
 		if err := s.lockTenant(ctx, tx); err != nil {
 			return err
 		}
-		var users int
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE id = ?", userID).Scan(&users); err != nil {
-			return err
-		}
-		if users == 0 {
-			return fmt.Errorf("%w: user does not exist", ErrNotFound)
+		if ok, err := userExists(ctx, tx, userID); err != nil || !ok {
+			return errOr(err, fmt.Errorf("%w: user does not exist", ErrNotFound))
 		}
 		_, err := tx.NewInsert().Model(&m).Exec(ctx)
 		return err
@@ -316,31 +313,9 @@ func (s *TenantScope) Members(ctx context.Context, o ListOptions) (Page[Membersh
 		q += " AND (created_at, user_id) > (?, ?)"
 		args = append(args, cur.createdAt, cur.id)
 	}
-	if err := s.db.checkOpen(); err != nil {
-		return Page[Membership]{}, err
-	}
-	rows, err := s.db.queryRows(ctx, q+" ORDER BY created_at, user_id"+limitClause(limit+1), args...)
-	if err != nil {
-		return Page[Membership]{}, s.db.opError("list members", err)
-	}
-	defer rows.Close()
-	var items []Membership
-	for rows.Next() {
-		m, err := scanMember(rows)
-		if err != nil {
-			return Page[Membership]{}, s.db.opError("list members", err)
-		}
-		items = append(items, m)
-	}
-	if err := rows.Err(); err != nil {
-		return Page[Membership]{}, s.db.opError("list members", err)
-	}
-	page := Page[Membership]{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		page.Next = encodeCursor(items[limit-1].CreatedAt, items[limit-1].UserID)
-	}
-	return page, nil
+	return readPage(ctx, s.db, "list members", limit, q+" ORDER BY created_at, user_id", args,
+		func(r *sql.Rows) (Membership, error) { return scanMember(r) },
+		func(m Membership) (time.Time, string) { return m.CreatedAt, m.UserID })
 }
 
 // TransferOwnership makes a member the tenant's primary owner (and an owner, if

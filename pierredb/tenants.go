@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 )
@@ -102,12 +103,8 @@ func (db *Database) CreateTenant(ctx context.Context, nt NewTenant) (Tenant, err
 	row := tenantRow{ID: newID(), Name: nt.Name, Slug: slug, Plan: string(plan), OwnerUserID: nt.OwnerUserID,
 		IsActive: true, CreatedAt: now, UpdatedAt: now}
 	err = db.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		var users int
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE id = ?", nt.OwnerUserID).Scan(&users); err != nil {
-			return err
-		}
-		if users == 0 {
-			return fmt.Errorf("%w: owner user does not exist", ErrNotFound)
+		if ok, err := userExists(ctx, tx, nt.OwnerUserID); err != nil || !ok {
+			return errOr(err, fmt.Errorf("%w: owner user does not exist", ErrNotFound))
 		}
 		if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
 			return err
@@ -196,31 +193,9 @@ func (db *Database) ListTenants(ctx context.Context, f TenantFilter) (Page[Tenan
 	if len(conds) > 0 {
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
-	if err := db.checkOpen(); err != nil {
-		return Page[Tenant]{}, err
-	}
-	rows, err := db.queryRows(ctx, "SELECT "+tenantColumns+" FROM tenants t"+where+" ORDER BY t.created_at, t.id"+limitClause(limit+1), args...)
-	if err != nil {
-		return Page[Tenant]{}, db.opError("list tenants", err)
-	}
-	defer rows.Close()
-	var items []Tenant
-	for rows.Next() {
-		t, err := scanTenant(rows)
-		if err != nil {
-			return Page[Tenant]{}, db.opError("list tenants", err)
-		}
-		items = append(items, t)
-	}
-	if err := rows.Err(); err != nil {
-		return Page[Tenant]{}, db.opError("list tenants", err)
-	}
-	page := Page[Tenant]{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		page.Next = encodeCursor(items[limit-1].CreatedAt, items[limit-1].ID)
-	}
-	return page, nil
+	return readPage(ctx, db, "list tenants", limit, "SELECT "+tenantColumns+" FROM tenants t"+where+" ORDER BY t.created_at, t.id", args,
+		func(r *sql.Rows) (Tenant, error) { return scanTenant(r) },
+		func(t Tenant) (time.Time, string) { return t.CreatedAt, t.ID })
 }
 
 // UpdateTenant changes a tenant's name, plan or active flag.

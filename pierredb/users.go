@@ -357,33 +357,10 @@ func (db *Database) listUsers(ctx context.Context, f UserFilter, tenantID string
 		where += "(u.created_at, u.id) > (?, ?)"
 		args = append(args, cur.createdAt, cur.id)
 	}
-	if err := db.checkOpen(); err != nil {
-		return Page[User]{}, err
-	}
-	rows, err := db.queryRows(ctx, "SELECT "+userColumns+" FROM users u"+where+" ORDER BY u.created_at, u.id"+limitClause(limit+1), args...)
-	if err != nil {
-		return Page[User]{}, db.opError("list users", err)
-	}
-	defer rows.Close()
-	users := make([]User, 0, limit+1)
 	scanner := newUserScanner()
-	for rows.Next() {
-		u, err := scanner.scan(rows)
-		if err != nil {
-			return Page[User]{}, db.opError("list users", err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
-		return Page[User]{}, db.opError("list users", err)
-	}
-	page := Page[User]{Items: users}
-	if len(users) > limit {
-		page.Items = users[:limit]
-		last := users[limit-1]
-		page.Next = encodeCursor(last.CreatedAt, last.ID)
-	}
-	return page, nil
+	return readPage(ctx, db, "list users", limit, "SELECT "+userColumns+" FROM users u"+where+" ORDER BY u.created_at, u.id", args,
+		func(r *sql.Rows) (User, error) { return scanner.scan(r) },
+		func(u User) (time.Time, string) { return u.CreatedAt, u.ID })
 }
 
 // CountUsers counts the users f selects (its Limit and Cursor are ignored).
@@ -463,12 +440,8 @@ func (db *Database) ApproveUser(ctx context.Context, id string, by Approver) (Us
 			return nil, fmt.Errorf("%w: user is %s, not pending", ErrConflict, r.UserStatus)
 		}
 		if by.UserID != "" {
-			n, err := tx.NewSelect().Table("users").Where("id = ?", by.UserID).Count(ctx)
-			if err != nil {
-				return nil, err
-			}
-			if n == 0 {
-				return nil, fmt.Errorf("%w: approving user does not exist", ErrNotFound)
+			if ok, err := userExists(ctx, tx, by.UserID); err != nil || !ok {
+				return nil, errOr(err, fmt.Errorf("%w: approving user does not exist", ErrNotFound))
 			}
 		}
 		r.UserStatus = string(StatusActive)
