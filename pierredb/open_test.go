@@ -247,6 +247,7 @@ func TestOpenFromEnv(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv(keyring.EnvMasterKeyPath, "")
 	t.Setenv(keyring.EnvPreviousMasterKey, "")
+	t.Setenv(pierredb.EnvAutoApproveUsers, "")
 
 	t.Run("defaults to sqlite under ./data", func(t *testing.T) {
 		t.Chdir(dir)
@@ -272,6 +273,23 @@ func TestOpenFromEnv(t *testing.T) {
 		t.Setenv(keyring.EnvMasterKey, "")
 		_, err := pierredb.OpenFromEnv(t.Context())
 		assert.ErrorIs(t, err, keyring.ErrMasterKeyMissing)
+	})
+	t.Run("auto-approval from the environment", func(t *testing.T) {
+		t.Setenv(pierredb.EnvDatabaseURL, "sqlite::memory:")
+		t.Setenv(pierredb.EnvMaxConnections, "")
+		t.Setenv(keyring.EnvMasterKey, key.EncodeBase64())
+		t.Setenv(pierredb.EnvAutoApproveUsers, "true")
+		db, err := pierredb.OpenFromEnv(t.Context())
+		require.NoError(t, err)
+		defer db.Close()
+		require.NoError(t, db.SetAutoApproveUsers(t.Context(), false), "the stored setting says no")
+		u, err := db.CreateUser(t.Context(), pierredb.NewUser{Email: "env@example.com", Password: "correct horse battery"})
+		require.NoError(t, err)
+		assert.Equal(t, pierredb.StatusActive, u.Status, "AUTO_APPROVE_USERS overrides the stored setting")
+
+		t.Setenv(pierredb.EnvAutoApproveUsers, "sometimes")
+		_, err = pierredb.OpenFromEnv(t.Context())
+		assert.ErrorIs(t, err, pierredb.ErrInvalidArgument)
 	})
 	t.Run("pool size from the environment", func(t *testing.T) {
 		e := storetest.Engines()[1]
