@@ -112,7 +112,8 @@ func (db *Database) MigrationStatus(ctx context.Context) ([]Migration, error) {
 	if err := db.checkOpen(); err != nil {
 		return nil, err
 	}
-	return migrationStatus(ctx, db.eng)
+	status, _, err := schemaState(ctx, db.eng)
+	return status, err
 }
 
 // Ping checks that the database answers on every pool.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -78,11 +80,6 @@ func newMigrator(e *engine.Engine) (*migrate.Migrator, *migrate.Migrations, erro
 // (PostgreSQL advisory lock; SQLite IMMEDIATE transactions plus the in-transaction
 // check above) and each migration is applied exactly once.
 func runMigrations(ctx context.Context, e *engine.Engine) ([]string, error) {
-	// Fast path for the common restart: nothing pending means no lock to take and
-	// no DDL to send. Anything pending is re-checked under the lock.
-	if status, err := migrationStatus(ctx, e); err == nil && allApplied(status) {
-		return nil, nil
-	}
 	if e.LockMigrations != nil {
 		unlock, err := e.LockMigrations(ctx)
 		if err != nil {
@@ -131,36 +128,60 @@ func initMigrationTables(ctx context.Context, e *engine.Engine, m *migrate.Migra
 	return nil
 }
 
-// migrationStatus lists every known migration with its state. A database that has
-// never been migrated reports them all pending.
-func migrationStatus(ctx context.Context, e *engine.Engine) ([]Migration, error) {
+// schemaState reads, in one query, what the database has applied: every
+// migration this code knows with its state, and the names of applied migrations
+// it does not know (the database was migrated by a newer pierre). A database that
+// has never been migrated reports every migration pending.
+func schemaState(ctx context.Context, e *engine.Engine) (status []Migration, unknown []string, err error) {
 	m, known, err := newMigrator(e)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	exists, err := tableExists(ctx, e, migrationsTable)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var ms migrate.MigrationSlice
+	applied := map[string]migrate.Migration{}
 	if exists {
-		ms, err = m.MigrationsWithStatus(ctx)
+		rows, err := m.AppliedMigrations(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("pierredb: read migration status: %w", e.Classify(err))
+			return nil, nil, fmt.Errorf("pierredb: read migration status: %w", e.Classify(err))
 		}
-	} else {
-		ms = known.Sorted()
+		for _, mg := range rows {
+			applied[mg.Name] = mg
+		}
 	}
-	out := make([]Migration, 0, len(ms))
-	for _, mg := range ms {
-		out = append(out, Migration{
-			Name:      mg.Name,
-			Comment:   mg.Comment,
-			Applied:   mg.IsApplied(),
-			AppliedAt: appliedAt(mg),
-		})
+	for _, mg := range known.Sorted() {
+		row, ok := applied[mg.Name]
+		delete(applied, mg.Name)
+		// row is the zero Migration when not applied, so AppliedAt stays zero.
+		status = append(status, Migration{Name: mg.Name, Comment: mg.Comment, Applied: ok, AppliedAt: row.MigratedAt.UTC()})
 	}
-	return out, nil
+	for name := range applied {
+		unknown = append(unknown, name)
+	}
+	slices.Sort(unknown)
+	return status, unknown, nil
+}
+
+// schemaCurrent fails when a known migration is pending or the database holds a
+// migration this code does not know.
+func schemaCurrent(status []Migration, unknown []string) error {
+	var pending []string
+	for _, m := range status {
+		if !m.Applied {
+			pending = append(pending, m.Name)
+		}
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("%w: migrations %s are pending; open the database read-write without WithoutMigrations once to apply them",
+			ErrSchemaNotCurrent, strings.Join(pending, ", "))
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("%w: the database has migration %s, which this version of pierre does not know; upgrade pierre",
+			ErrSchemaNotCurrent, strings.Join(unknown, ", "))
+	}
+	return nil
 }
 
 func allApplied(status []Migration) bool {
@@ -170,13 +191,6 @@ func allApplied(status []Migration) bool {
 		}
 	}
 	return true
-}
-
-func appliedAt(m migrate.Migration) time.Time {
-	if !m.IsApplied() {
-		return time.Time{}
-	}
-	return m.MigratedAt.UTC()
 }
 
 // tableExists asks the engine's catalog whether a table exists in the schema this

@@ -187,12 +187,13 @@ func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config
 		}
 	}
 
-	// 2. Migrations.
-	if cfg.noMigrations || db.eng.ReadOnly {
-		if err := db.checkSchemaCurrent(ctx); err != nil {
-			return err
-		}
-	} else {
+	// 2. Migrations. A restart with nothing pending (the common case) takes no
+	// lock and sends no DDL; anything pending is re-checked under the lock.
+	status, unknown, err := schemaState(ctx, db.eng)
+	if err != nil {
+		return err
+	}
+	if !cfg.noMigrations && !db.eng.ReadOnly && !allApplied(status) {
 		applied, err := runMigrations(ctx, db.eng)
 		if err != nil {
 			return err
@@ -201,9 +202,12 @@ func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config
 		if len(applied) > 0 {
 			db.log.Info("pierredb: migrations applied", "names", strings.Join(applied, ","))
 		}
-		if err := db.checkSchemaCurrent(ctx); err != nil {
+		if status, unknown, err = schemaState(ctx, db.eng); err != nil {
 			return err
 		}
+	}
+	if err := schemaCurrent(status, unknown); err != nil {
+		return err
 	}
 
 	// 3. The keyring: created on first start (insert-if-absent, then re-read, so
@@ -219,41 +223,6 @@ func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config
 			return fmt.Errorf("pierredb: open: %w", err)
 		}
 		db.keys = keys
-	}
-	return nil
-}
-
-// checkSchemaCurrent fails when a known migration is pending or the database holds
-// a migration this code does not know (it was migrated by a newer pierre).
-func (db *Database) checkSchemaCurrent(ctx context.Context) error {
-	status, err := migrationStatus(ctx, db.eng)
-	if err != nil {
-		return err
-	}
-	var pending []string
-	for _, m := range status {
-		if !m.Applied {
-			pending = append(pending, m.Name)
-		}
-	}
-	if len(pending) > 0 {
-		return fmt.Errorf("%w: migrations %s are pending; open the database read-write without WithoutMigrations once to apply them",
-			ErrSchemaNotCurrent, strings.Join(pending, ", "))
-	}
-	var names []string
-	err = db.eng.Reader.NewSelect().Table(migrationsTable).Column("name").Scan(ctx, &names)
-	if err != nil {
-		return fmt.Errorf("pierredb: read migrations: %w", db.eng.Classify(err))
-	}
-	known := make(map[string]bool, len(status))
-	for _, m := range status {
-		known[m.Name] = true
-	}
-	for _, n := range names {
-		if !known[n] {
-			return fmt.Errorf("%w: the database has migration %s, which this version of pierre does not know; upgrade pierre",
-				ErrSchemaNotCurrent, n)
-		}
 	}
 	return nil
 }

@@ -96,8 +96,10 @@ type ReencryptResult struct {
 	Remaining int64
 }
 
-// ReencryptBatch moves up to limit stored secrets from older data key versions to
-// the primary one (after keyring.Keyring.Rotate), and reports how many remain.
+// ReencryptBatch moves up to limit stored secrets, of every tenant, from older
+// data key versions to the primary one (after keyring.Keyring.Rotate), and
+// reports how many remain. It is a platform maintenance operation: each row is
+// re-encrypted under its own tenant's context and written back by id and tenant.
 // Each row is rewritten with a compare-and-swap on its old ciphertext, so it is
 // safe beside live writes and on several instances; call it until Remaining is 0.
 // It is resumable: each call starts from whatever is still under an old version.
