@@ -8,19 +8,21 @@
 // # Two tiers of keys
 //
 // The master encryption key (MEK, a MasterKey) never touches the database. It
-// comes from PIERRE_MASTER_ENCRYPTION_KEY or from the file named by
-// DATABASE_ENCRYPTION_KEY_PATH (LoadMasterKey). It wraps the data keys, which
-// are stored as WrappedKey rows:
+// comes from PIERRE_MASTER_ENCRYPTION_KEY (base64 or hex text) or from the
+// file named by DATABASE_ENCRYPTION_KEY_PATH (base64 or hex text, or exactly
+// 32 raw bytes; LoadMasterKey). It wraps the data keys, which are stored as
+// WrappedKey rows:
 //
 //   - PurposeEncryption keys (DEKs) seal field envelopes with AES-256-GCM;
 //   - PurposeHashing keys compute HMAC-SHA256 credential hashes, so a dump of
 //     the database alone can neither verify nor forge an API key.
 //
 // Each purpose has numbered versions; exactly one is StatePrimary (used for
-// new writes), others are StateActive (still read) or StateRetired (kept,
-// never unwrapped). Every row stores the fingerprint of the MEK that wrapped
-// it, so a wrong MEK is reported as ErrWrongMasterKey, distinct from
-// ErrKeyringCorrupt.
+// new writes), others are StateActive (still read) or StateRetired
+// (destroyed: the row stays so the version number is never reused, but its
+// wrapped key has been erased). Every row stores the fingerprint of the MEK
+// that wrapped it, so a wrong MEK is reported as ErrWrongMasterKey, distinct
+// from ErrKeyringCorrupt.
 //
 // Open bootstraps an empty store (insert-if-absent, then re-read, so racing
 // processes agree on one keyring) or unlocks an existing one; Unlock never
@@ -37,7 +39,8 @@
 // sealed under the MEK with AAD = the 2 header bytes, then the label
 // "pierre/keyring/wrap/v1", the database id, the purpose and the big-endian
 // version, each prefixed by its uvarint length. A wrapped key copied to
-// another version, purpose or database does not unwrap.
+// another version, purpose or database does not unwrap. A retired key is
+// stored with an empty wrapped key and fingerprint.
 //
 // A field envelope is len(plaintext)+EnvelopeOverhead bytes:
 //
@@ -65,8 +68,17 @@
 // PIERRE_PREVIOUS_MASTER_ENCRYPTION_KEY cover the rollover window. For a
 // data key, AddVersion then Promote (or Rotate for both at once) switches new
 // writes to a new version while old versions still decrypt; Reencrypt moves
-// stored envelopes over in batches; Retire, given an InUseCounter, refuses
-// with ErrKeyInUse while anything still uses the version.
+// stored envelopes over in batches.
+//
+// Retire destroys a version: it erases the wrapped key from the store, so
+// whatever is still sealed or hashed under that version can never be read or
+// verified again, by anyone (short of a backup taken before). That is why
+// Retire, given an InUseCounter, refuses with ErrKeyInUse while anything
+// still uses the version. Retirement does not rest on the stored state, which
+// is not authenticated: a retired row set back to active or primary in the
+// database holds no key, and Open, Unlock and Reload refuse it with
+// ErrKeyringCorrupt. Keys retired before Retire destroyed material are never
+// unwrapped; Retire on them again, or RotateMasterKey, destroys them.
 //
 // # Secrets stay secret
 //

@@ -3,7 +3,9 @@ package keyring
 import "errors"
 
 // Sentinel errors. Every error this package returns wraps at most one of them
-// (test with errors.Is) and never contains key material.
+// (test with errors.Is) and never contains key material. ErrKeyringMissing
+// is defined here but returned by the store's owner (package pierredb), not
+// by this package.
 var (
 	// ErrMasterKeyMissing means neither PIERRE_MASTER_ENCRYPTION_KEY nor
 	// DATABASE_ENCRYPTION_KEY_PATH is set, or a zero MasterKey was passed.
@@ -34,6 +36,15 @@ var (
 
 	// ErrKeyringEmpty means Unlock found a store that was never bootstrapped.
 	ErrKeyringEmpty = errors.New("keyring: store holds no keyring")
+
+	// ErrKeyringMissing means the database was initialised with a keyring,
+	// but the keyring is gone (its rows were deleted or not restored). Restore
+	// it from a backup of the same database: creating a new keyring would
+	// make every secret already stored unreadable. Package pierredb returns it
+	// when it finds an initialised database without a keyring, instead of
+	// letting Open bootstrap a new one; Open itself cannot tell "never
+	// initialised" from "lost" and keeps bootstrapping an empty store.
+	ErrKeyringMissing = errors.New("keyring: keyring missing from an initialised database")
 
 	// ErrUnknownKeyVersion means an envelope or credential hash names a key
 	// version this keyring does not hold, or one that is retired.

@@ -59,6 +59,61 @@ func FuzzParseMasterKey(f *testing.F) {
 	})
 }
 
+// keyFileErrorShape reports whether a parseKeyFile error, numbers masked,
+// is one of the messages it may produce.
+func keyFileErrorShape(msg string) bool {
+	shape := digits.ReplaceAllString(msg, "N")
+	if hinted, ok := strings.CutSuffix(shape, "; "+digits.ReplaceAllString(keyFileHint, "N")); ok {
+		if parseErrorShapes[hinted] {
+			return true
+		}
+		for _, extra := range []string{"", " (a trailing newline counts; raw bytes are never trimmed)"} {
+			if hinted == "keyring: invalid master encryption key: the file holds N bytes that are not base64 or hex text, and a raw key must be exactly N bytes"+extra {
+				return true
+			}
+		}
+	}
+	return shape == "keyring: invalid master encryption key: all N raw bytes are zero"
+}
+
+func FuzzParseKeyFile(f *testing.F) {
+	key := sequentialKey(f, 0x10)
+	for _, seed := range []string{
+		key.EncodeBase64() + "\n", key.EncodeHex(), string(key.key()[:]), string(key.key()[:]) + "\n",
+		string(key.key()[:31]), string(make([]byte, 32)), strings.Repeat("a", 32), "", "\xff",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, input []byte) {
+		k, err := parseKeyFile(input)
+		if err != nil {
+			if !errors.Is(err, ErrMasterKeyInvalid) {
+				t.Fatalf("error %v is not ErrMasterKeyInvalid", err)
+			}
+			if !keyFileErrorShape(err.Error()) {
+				t.Fatalf("unexpected error text %q", err.Error())
+			}
+			if !k.IsZero() {
+				t.Fatal("a key returned with an error")
+			}
+			return
+		}
+		if k.IsZero() {
+			t.Fatal("success without a key")
+		}
+		if isKeyText(input) {
+			text, err := ParseMasterKey(string(input))
+			if err != nil || !text.Equal(k) {
+				t.Fatal("a text key file must read as ParseMasterKey reads it")
+			}
+			return
+		}
+		if len(input) != MasterKeySize || !bytes.Equal(k.key()[:], input) {
+			t.Fatalf("accepted %d non-text bytes as a different key", len(input))
+		}
+	})
+}
+
 func FuzzDecryptEnvelope(f *testing.F) {
 	k := katKeyring(f)
 	type seal struct {

@@ -255,7 +255,9 @@ func newWrappedKey(mek MasterKey, databaseID string, p Purpose, version uint32, 
 func (k *Keyring) now() time.Time { return k.opts.now().UTC().Truncate(time.Microsecond) }
 
 // buildState validates snap and unwraps its usable keys. Keys are unwrapped
-// with mek, or with previous when their fingerprint names it.
+// with mek, or with previous when their fingerprint names it. A retired key
+// is never unwrapped, whether its material was destroyed (the normal case)
+// or is still there (a key retired before Retire destroyed material).
 func buildState(snap Snapshot, mek, previous MasterKey) (*state, error) {
 	if snap.DatabaseID == "" {
 		if len(snap.Keys) > 0 {
@@ -324,11 +326,16 @@ func newDataAEAD(key []byte) (cipher.AEAD, error) {
 }
 
 // checkFingerprints reports ErrWrongMasterKey, naming the expected and actual
-// fingerprints, when any key (retired ones included) was wrapped by a master
-// key other than the given ones.
+// fingerprints, when any key that would be unwrapped was wrapped by a master
+// key other than the given ones. Retired keys are never unwrapped, and a key
+// without material has nothing wrapped (checkStructure reports it), so
+// neither says anything about the master key.
 func checkFingerprints(keys []WrappedKey, meks ...MasterKey) error {
 	var unknown []string
 	for _, w := range keys {
+		if w.State == StateRetired || w.destroyed() {
+			continue
+		}
 		known := false
 		for _, m := range meks {
 			if !m.IsZero() && w.Fingerprint == m.Fingerprint() {
@@ -368,8 +375,9 @@ func displayFingerprint(fp string) string {
 	return strconv.Quote(fp)
 }
 
-// checkStructure verifies purposes, versions and states: no duplicates and
-// exactly one primary per purpose.
+// checkStructure verifies purposes, versions and states: no duplicates,
+// exactly one primary per purpose, and key material in every key that is
+// not retired.
 func checkStructure(keys []WrappedKey) error {
 	primaries := map[Purpose]int{}
 	seen := map[Purpose]map[uint32]bool{}
@@ -383,6 +391,18 @@ func checkStructure(keys []WrappedKey) error {
 			return fmt.Errorf("%w: %s key version %d has unknown state %q", ErrKeyringCorrupt, w.Purpose, w.Version, w.State)
 		case seen[w.Purpose][w.Version]:
 			return fmt.Errorf("%w: %s key version %d stored twice", ErrKeyringCorrupt, w.Purpose, w.Version)
+		case w.State != StateRetired && w.destroyed():
+			// Only Retire empties a key, so this is a retired key whose state
+			// was changed back in the store. Say so: nothing can bring the
+			// key back, and it must not pass as a usable version.
+			fix := "set its state back to " + string(StateRetired)
+			if w.State == StatePrimary {
+				fix += " and the version that was primary back to " + string(StatePrimary)
+			}
+			return fmt.Errorf("%w: %s key version %d is marked %s but holds no key material: "+
+				"it was retired, which destroyed the key, and its state was changed back in the store afterwards; "+
+				"nothing sealed or hashed under it can be read again, so %s",
+				ErrKeyringCorrupt, w.Purpose, w.Version, w.State, fix)
 		}
 		if seen[w.Purpose] == nil {
 			seen[w.Purpose] = map[uint32]bool{}

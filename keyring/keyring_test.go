@@ -367,3 +367,20 @@ func TestConcurrentUseWithRotation(t *testing.T) {
 	wg.Wait()
 	assert.EqualValues(t, 6, k.PrimaryVersion(PurposeEncryption))
 }
+
+func TestErrKeyringMissingIsItsOwnSentinel(t *testing.T) {
+	// pierredb returns ErrKeyringMissing; keyring's Open still bootstraps an
+	// empty store, and Unlock still reports it as ErrKeyringEmpty.
+	for _, other := range []error{ErrKeyringEmpty, ErrKeyringCorrupt, ErrWrongMasterKey, ErrMasterKeyMissing} {
+		assert.NotErrorIs(t, ErrKeyringMissing, other)
+		assert.NotErrorIs(t, other, ErrKeyringMissing)
+	}
+	assert.Contains(t, ErrKeyringMissing.Error(), "missing")
+
+	_, err := Unlock(context.Background(), NewMemoryStore(), sequentialKey(t, 1))
+	require.ErrorIs(t, err, ErrKeyringEmpty)
+	assert.NotErrorIs(t, err, ErrKeyringMissing)
+	k, err := Open(context.Background(), NewMemoryStore(), sequentialKey(t, 1))
+	require.NoError(t, err)
+	assert.NotEmpty(t, k.DatabaseID())
+}

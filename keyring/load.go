@@ -11,7 +11,8 @@ import (
 const (
 	// EnvMasterKey holds the master key itself, base64 or hex encoded.
 	EnvMasterKey = "PIERRE_MASTER_ENCRYPTION_KEY"
-	// EnvMasterKeyPath names a file holding the master key.
+	// EnvMasterKeyPath names a file holding the master key, base64 or hex
+	// encoded, or as exactly 32 raw bytes (see LoadMasterKeyFile).
 	EnvMasterKeyPath = "DATABASE_ENCRYPTION_KEY_PATH"
 	// EnvPreviousMasterKey holds the master key being rotated away from,
 	// accepted during a rollover window (see WithPreviousMasterKey).
@@ -64,8 +65,25 @@ func LoadMasterKey(opts LoadOptions) (MasterKey, error) {
 	}
 }
 
-// LoadMasterKeyFile reads a master key file in any encoding ParseMasterKey
-// accepts; surrounding whitespace such as a trailing newline is ignored.
+// LoadMasterKeyFile reads a master key file. The file holds either the key
+// as text, in any encoding ParseMasterKey accepts (surrounding whitespace such
+// as a trailing newline is ignored), as made by
+//
+//	openssl rand -base64 32 > master.key
+//
+// or the key itself as exactly 32 raw bytes, as made by
+//
+//	head -c 32 /dev/urandom > master.key
+//
+// The two cannot be confused: a key encoded as text takes at least 43
+// characters, so a 32-byte file can only be raw bytes or a mistake. A file
+// is read as raw bytes when it holds a byte that is neither printable ASCII
+// nor whitespace; raw bytes are taken exactly as they are, never trimmed, so
+// 32 raw bytes followed by a newline (33 bytes) are refused rather than
+// silently read as some other key. A 32-byte file of printable text (a
+// 16-byte key in hex, a password) is refused too; random bytes are all
+// printable with odds below 1e-13, so a real raw key practically never is.
+//
 // Symbolic links are followed. The file is refused with
 // ErrMasterKeyFileInsecure when, after following links, it is not a regular
 // file, is writable by group or others, is larger than 4 KiB, or is readable
@@ -111,11 +129,51 @@ func LoadMasterKeyFile(path string, opts LoadOptions) (MasterKey, error) {
 	if n > maxKeyFileSize {
 		return MasterKey{}, fmt.Errorf("%w: %q holds more than the %d bytes a key file may hold", ErrMasterKeyFileInsecure, path, maxKeyFileSize)
 	}
-	k, err := parseMasterKey(buf[:n])
+	k, err := parseKeyFile(buf[:n])
 	if err != nil {
 		return MasterKey{}, fmt.Errorf("master key file %q: %w", path, err)
 	}
 	return k, nil
+}
+
+// keyFileHint says what a key file must hold and how to make one.
+const keyFileHint = "a key file holds the key as base64 or hex text (openssl rand -base64 32 > master.key) " +
+	"or as exactly 32 raw bytes (head -c 32 /dev/urandom > master.key)"
+
+// parseKeyFile parses a key file's contents: exactly MasterKeySize raw bytes
+// when b is not text, else text as parseMasterKey reads it. Errors name only
+// lengths, never the contents.
+func parseKeyFile(b []byte) (MasterKey, error) {
+	if isKeyText(b) {
+		k, err := parseMasterKey(b)
+		if err != nil {
+			return MasterKey{}, fmt.Errorf("%w; %s", err, keyFileHint)
+		}
+		return k, nil
+	}
+	switch {
+	case len(b) != MasterKeySize:
+		extra := ""
+		if n := len(b); n > 0 && (b[n-1] == '\n' || b[n-1] == '\r') {
+			extra = " (a trailing newline counts; raw bytes are never trimmed)"
+		}
+		return MasterKey{}, fmt.Errorf("%w: the file holds %d bytes that are not base64 or hex text, and a raw key must be exactly %d bytes%s; %s",
+			ErrMasterKeyInvalid, len(b), MasterKeySize, extra, keyFileHint)
+	case isAllZero(b):
+		return MasterKey{}, fmt.Errorf("%w: all %d raw bytes are zero", ErrMasterKeyInvalid, len(b))
+	}
+	return newMasterKey(b), nil
+}
+
+// isKeyText reports whether every byte of b is printable ASCII or whitespace,
+// the only bytes an encoded key file holds.
+func isKeyText(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 || c > 0x7e) && !isSpace(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkKeyFile applies the key file rules to info.

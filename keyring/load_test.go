@@ -2,6 +2,7 @@ package keyring
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,4 +182,109 @@ func TestLoadMasterKeyDefaultsToProcessEnvironment(t *testing.T) {
 	got, err := LoadMasterKey(LoadOptions{})
 	require.NoError(t, err)
 	assert.True(t, got.Equal(key))
+}
+
+// randomRawKey returns 32 bytes as head -c 32 /dev/urandom would: not text
+// (the fixed 0x00 and 0xff make sure of it) and not all zero.
+func randomRawKey(t *testing.T) []byte {
+	t.Helper()
+	k, err := Generate()
+	require.NoError(t, err)
+	raw := append([]byte(nil), k.key()[:]...)
+	raw[0], raw[31] = 0x00, 0xff
+	return raw
+}
+
+func TestLoadMasterKeyFileRawBytes(t *testing.T) {
+	raw := randomRawKey(t)
+	want, err := ParseMasterKey(base64.StdEncoding.EncodeToString(raw))
+	require.NoError(t, err)
+
+	load := func(t *testing.T, content []byte, mode os.FileMode) (MasterKey, error) {
+		path := writeKeyFile(t, string(content), mode)
+		got, err := LoadMasterKeyFile(path, LoadOptions{})
+		viaEnv, envErr := LoadMasterKey(LoadOptions{Getenv: envMap(map[string]string{EnvMasterKeyPath: path})})
+		if err == nil {
+			require.NoError(t, envErr)
+			assert.True(t, viaEnv.Equal(got), "LoadMasterKey reads the file the same way")
+		} else {
+			require.Error(t, envErr)
+		}
+		return got, err
+	}
+
+	t.Run("exactly 32 raw bytes", func(t *testing.T) {
+		got, err := load(t, raw, 0o600)
+		require.NoError(t, err)
+		assert.True(t, got.Equal(want), "the same key as its base64")
+		assert.Equal(t, want.Fingerprint(), got.Fingerprint())
+	})
+	t.Run("raw bytes that begin and end with whitespace are not trimmed", func(t *testing.T) {
+		spaced := append([]byte(nil), raw...)
+		spaced[0], spaced[1], spaced[30], spaced[31] = ' ', 0x80, 0x01, '\n'
+		got, err := load(t, spaced, 0o600)
+		require.NoError(t, err)
+		wantSpaced, err := ParseMasterKey(base64.StdEncoding.EncodeToString(spaced))
+		require.NoError(t, err)
+		assert.True(t, got.Equal(wantSpaced))
+	})
+
+	refused := []struct {
+		name    string
+		content []byte
+		errText []string
+	}{
+		{"31 raw bytes", raw[:31], []string{"31 bytes", "not base64 or hex text", "exactly 32", "openssl rand -base64 32"}},
+		{"33 raw bytes", append(append([]byte(nil), raw...), 0x42), []string{"33 bytes", "not base64 or hex text", "exactly 32"}},
+		{"32 raw bytes and a newline", append(append([]byte(nil), raw...), '\n'), []string{"33 bytes", "newline"}},
+		{"32 raw zero bytes", make([]byte, 32), []string{"zero"}},
+		{"32 hex characters are a 16-byte key, not raw bytes", []byte(strings.Repeat("ab", 16)), []string{"decoded to 16 bytes", "openssl rand -base64 32"}},
+		{"32 characters of text are not raw bytes", []byte("correct-horse-battery-staple!123"), []string{"neither base64 nor hex", "head -c 32 /dev/urandom"}},
+		{"text with inner spaces", []byte("correct horse battery staple 123"), []string{"whitespace", "openssl rand -base64 32"}},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := load(t, tt.content, 0o600)
+			require.ErrorIs(t, err, ErrMasterKeyInvalid)
+			assert.True(t, got.IsZero())
+			for _, s := range tt.errText {
+				assert.Contains(t, err.Error(), s)
+			}
+			assertNoKeyBytes(t, err.Error(), tt.content)
+		})
+	}
+
+	t.Run("permission checks are unchanged", func(t *testing.T) {
+		for _, mode := range []os.FileMode{0o620, 0o602, 0o604} {
+			_, err := load(t, raw, mode)
+			require.ErrorIs(t, err, ErrMasterKeyFileInsecure, "mode %04o", mode)
+			assertNoKeyBytes(t, err.Error(), raw)
+		}
+		got, err := LoadMasterKeyFile(writeKeyFile(t, string(raw), 0o604), LoadOptions{AllowReadableByOthers: true})
+		require.NoError(t, err)
+		assert.True(t, got.Equal(want))
+	})
+
+	t.Run("the environment variable stays text", func(t *testing.T) {
+		_, err := LoadMasterKey(LoadOptions{Getenv: envMap(map[string]string{EnvMasterKey: string(raw)})})
+		require.ErrorIs(t, err, ErrMasterKeyInvalid)
+		assertNoKeyBytes(t, err.Error(), raw)
+		_, err = ParseMasterKey(string(raw))
+		require.ErrorIs(t, err, ErrMasterKeyInvalid)
+	})
+}
+
+// assertNoKeyBytes fails when msg contains any 4-byte run of key, or any
+// 8-character run of its base64 or hex form.
+func assertNoKeyBytes(t *testing.T, msg string, key []byte) {
+	t.Helper()
+	for enc, n := range map[string]int{
+		string(key):                            4,
+		base64.StdEncoding.EncodeToString(key): 8,
+		hex.EncodeToString(key):                8,
+	} {
+		for i := 0; i+n <= len(enc); i++ {
+			require.NotContains(t, msg, enc[i:i+n], "the message repeats key material")
+		}
+	}
 }

@@ -200,11 +200,25 @@ func (k *Keyring) Rotate(ctx context.Context, p Purpose) (uint32, error) {
 	return added, nil
 }
 
-// Retire moves a non-primary version of purpose p to StateRetired: it stays
-// in the store, wrapped, but is no longer unwrapped, so what it protected no
-// longer opens (ErrUnknownKeyVersion). Retire refuses with ErrKeyInUse when
-// the version is primary or counter reports stored values still using it.
-// Retiring a retired version is a no-op.
+// Retire destroys a non-primary version of purpose p: its row stays, in
+// StateRetired, but its wrapped key is erased from the store (an empty
+// Ciphertext and Fingerprint), so the version can never be unwrapped again,
+// by this keyring or by anyone who later gains write access to the store.
+// Whatever it still protected is lost for good: envelopes under it fail with
+// ErrUnknownKeyVersion, credential hashes under it never verify again. That
+// is why Retire refuses with ErrKeyInUse when the version is primary or
+// counter reports stored values still using it; move them first (Reencrypt,
+// or rehash credentials on use). A backup of the store taken before Retire
+// still holds the key.
+//
+// Retiring a retired version writes nothing, unless it was retired before
+// Retire destroyed key material and still holds its wrapped key: then that
+// is destroyed now, after the same in-use check.
+//
+// Retirement is final because the key is gone, not because the state says
+// so: the state is not authenticated, and a row set back to active or
+// primary in the store makes Open, Unlock and Reload fail with
+// ErrKeyringCorrupt, naming the version.
 //
 // The count runs before the keyring transaction, not inside it: counting
 // scans whole tables, and holding the keyring lock that long would stall
@@ -235,25 +249,28 @@ func (k *Keyring) Retire(ctx context.Context, p Purpose, version uint32, counter
 			return nil, unknownVersion(p, version)
 		}
 		w := cur.Keys[i]
-		switch w.State {
-		case StatePrimary:
+		switch {
+		case w.State == StatePrimary:
 			return nil, fmt.Errorf("%w: %s version %d is primary", ErrKeyInUse, p, version)
-		case StateRetired:
+		case w.State == StateRetired && w.destroyed() && w.Fingerprint == "":
 			return nil, nil
 		}
-		w.State, w.UpdatedAt = StateRetired, kc.now
-		return []WrappedKey{w}, nil
+		w.State = StateRetired
+		return []WrappedKey{w.destroy(kc.now)}, nil
 	})
 }
 
-// RotateMasterKey rewraps every stored key, retired ones included, under
-// newMEK in one Store.Update. Each key is unwrapped with whichever of the
+// RotateMasterKey rewraps every stored key that is not retired under newMEK
+// in one Store.Update. Each key is unwrapped with whichever of the
 // keyring's master keys (current, previous, or newMEK itself) its fingerprint
 // names, rewrapped, and verified by unwrapping the result before anything is
 // written; a key already under newMEK is left as is, so repeating the call is
-// harmless. Afterwards the keyring uses newMEK alone, and other instances
-// need newMEK (or WithPreviousMasterKey) to open the store. Only the small
-// key rows change: no field envelope is touched.
+// harmless. Retired keys have nothing to rewrap and are left alone; one
+// retired before Retire destroyed key material still holds its wrapped key,
+// which is destroyed (not rewrapped) in the same transaction. Afterwards the
+// keyring uses newMEK alone, and other instances need newMEK (or
+// WithPreviousMasterKey) to open the store. Only the small key rows change:
+// no field envelope is touched.
 func (k *Keyring) RotateMasterKey(ctx context.Context, newMEK MasterKey) error {
 	if newMEK.IsZero() {
 		return fmt.Errorf("%w: RotateMasterKey needs a new master key", ErrMasterKeyMissing)
@@ -267,6 +284,12 @@ func (k *Keyring) RotateMasterKey(ctx context.Context, newMEK MasterKey) error {
 		now := k.now()
 		var changes []WrappedKey
 		for _, w := range cur.Keys {
+			if w.State == StateRetired {
+				if !w.destroyed() || w.Fingerprint != "" {
+					changes = append(changes, w.destroy(now))
+				}
+				continue
+			}
 			if w.Fingerprint == newMEK.Fingerprint() {
 				continue // buildState of the result verifies it unwraps
 			}

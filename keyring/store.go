@@ -35,8 +35,10 @@ const (
 	// StateActive marks a version that still decrypts and verifies but is not
 	// used for new writes.
 	StateActive KeyState = "active"
-	// StateRetired marks a version that is kept wrapped in the store but is
-	// no longer unwrapped or usable.
+	// StateRetired marks a destroyed version: Retire erased its wrapped key,
+	// so what it sealed or hashed can never be read or verified again. The
+	// row stays, with an empty Ciphertext and Fingerprint, so its version
+	// number is never reused and Keys still lists it.
 	StateRetired KeyState = "retired"
 )
 
@@ -52,12 +54,25 @@ type WrappedKey struct {
 	Version uint32
 	State   KeyState
 	// Ciphertext is the wrapped key (see the package documentation for the
-	// format).
+	// format). It is empty, but not nil, for a retired key, whose key
+	// material was destroyed; a key in any other state without it is
+	// ErrKeyringCorrupt.
 	Ciphertext []byte
-	// Fingerprint is MasterKey.Fingerprint of the master key that wrapped it.
+	// Fingerprint is MasterKey.Fingerprint of the master key that wrapped it;
+	// empty for a retired key.
 	Fingerprint string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+}
+
+// destroyed reports whether w holds no key material, as Retire leaves it.
+func (w WrappedKey) destroyed() bool { return len(w.Ciphertext) == 0 }
+
+// destroy returns w with its key material erased, as Retire stores it: an
+// empty, non-nil Ciphertext (the SQL column is NOT NULL) and no fingerprint.
+func (w WrappedKey) destroy(now time.Time) WrappedKey {
+	w.Ciphertext, w.Fingerprint, w.UpdatedAt = []byte{}, "", now
+	return w
 }
 
 // clone returns a copy of w that shares no memory with it.
@@ -102,6 +117,10 @@ type Store interface {
 	// (Purpose, Version) (insert, or replace State, Ciphertext, Fingerprint
 	// and UpdatedAt). It never deletes. If fn returns an error nothing is
 	// written and Update returns that error.
+	//
+	// Retire writes an empty (non-nil) Ciphertext and an empty Fingerprint;
+	// a store must keep them as empty values (not NULL) and load them back as
+	// empty (nil or not).
 	Update(ctx context.Context, fn func(current Snapshot) ([]WrappedKey, error)) error
 }
 

@@ -32,6 +32,17 @@ var errUnwrap = errors.New("wrapped key does not open")
 // wrapAAD binds a wrapped key to its header, database, purpose and version,
 // each length-prefixed, so a wrapped key copied to another row or another
 // database fails to unwrap.
+//
+// The key's state is deliberately not bound. Retirement is made final by
+// destroying the wrapped key (Retire), and a row marked usable but holding
+// no key is ErrKeyringCorrupt, so there is nothing left for a state flip to
+// revive. Binding the state would not add to that: someone who can write
+// the store can also put back a whole older row (state and the wrap made
+// under that state) from a backup or an earlier read, which no AAD can tell
+// from the current one. It would also change this format (stored keyrings
+// and the known-answer vectors), force a rewrap on every Promote and
+// demotion, and still not protect keys retired before Retire destroyed
+// material, whose v1 wraps would have to stay accepted.
 func wrapAAD(header []byte, databaseID string, p Purpose, version uint32) []byte {
 	var v [4]byte
 	binary.BigEndian.PutUint32(v[:], version)
