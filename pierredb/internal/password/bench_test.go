@@ -102,3 +102,91 @@ func BenchmarkRejectOutOfBounds(b *testing.B) {
 		}
 	}
 }
+
+// bcrypt10Floor returns a default-policy Hasher whose floor is bcrypt cost 10,
+// as for a database holding imported bcrypt-10 hashes.
+func bcrypt10Floor(b *testing.B) *Hasher {
+	b.Helper()
+	h := NewHasher(Policy{})
+	if _, err := h.RaiseFloor(context.Background(), "$2y$10$"); err != nil {
+		b.Fatal(err)
+	}
+	return h
+}
+
+// BenchmarkDummyVerifyBcrypt10Floor: an unknown email with bcrypt-10 hashes
+// in the database does a real bcrypt-10 verification (about 60 ms).
+func BenchmarkDummyVerifyBcrypt10Floor(b *testing.B) {
+	ctx := context.Background()
+	h := bcrypt10Floor(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := h.DummyVerify(ctx, katDefaultPassword); err == nil {
+			b.Fatal("DummyVerify succeeded")
+		}
+	}
+}
+
+// BenchmarkVerifyPaddedToBcrypt10Floor: an argon2id login at policy (about
+// 25 ms of hashing) is padded to the bcrypt-10 floor's time; compare with
+// BenchmarkDummyVerifyBcrypt10Floor.
+func BenchmarkVerifyPaddedToBcrypt10Floor(b *testing.B) {
+	ctx := context.Background()
+	h := bcrypt10Floor(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Verify(ctx, katDefaultPassword, katDefault); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyPaddedParallel: padded argon2id logins from more goroutines
+// than slots. The padding holds no slot, so the slots are only busy for the
+// argon2id work; compare with BenchmarkHashParallel.
+func BenchmarkVerifyPaddedParallel(b *testing.B) {
+	ctx := context.Background()
+	h := bcrypt10Floor(b)
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := h.Verify(ctx, katDefaultPassword, katDefault); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkCost(b *testing.B) {
+	for _, tc := range []struct{ name, stored string }{
+		{"argon2id hash", katDefault},
+		{"argon2id header", "$argon2id$v=19$m=19456,t=2,p=1$"},
+		{"bcrypt hash", bcrypt12},
+		{"bcrypt header", "$2y$12$"},
+	} {
+		stored := tc.stored
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Cost(stored); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRaiseFloorNotCostlier is the cost of telling the Hasher about a
+// hash that does not raise the floor: a parse, no hashing.
+func BenchmarkRaiseFloorNotCostlier(b *testing.B) {
+	ctx := context.Background()
+	h := NewHasher(Policy{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if raised, err := h.RaiseFloor(ctx, bcrypt4); err != nil || raised {
+			b.Fatal(raised, err)
+		}
+	}
+}

@@ -58,6 +58,44 @@ func ExampleHasher_DummyVerify() {
 	// Output: true
 }
 
+// At start-up, tell the Hasher about the costliest hash the database holds
+// (here imported bcrypt hashes of cost 10, costlier than argon2id at the
+// default policy): unknown accounts then cost a bcrypt-10 verification, and
+// cheaper hashes are padded to its time.
+func ExampleHasher_RaiseFloor() {
+	ctx := context.Background()
+	h := password.NewHasher(password.Policy{})
+
+	raised, err := h.RaiseFloor(ctx, "$2y$10$") // the cost header of the costliest bcrypt hash
+	fmt.Println(raised, err)
+	raised, err = h.RaiseFloor(ctx, "$2y$04$") // cheaper: the floor is never lowered
+	fmt.Println(raised, err)
+
+	err = h.DummyVerify(ctx, "whatever was typed") // a bcrypt-10 verification
+	fmt.Println(errors.Is(err, password.ErrMismatch))
+	// Output:
+	// true <nil>
+	// false <nil>
+	// true
+}
+
+func ExampleCost() {
+	for _, stored := range []string{
+		"$argon2id$v=19$m=19456,t=2,p=1$", // the default policy
+		"$2y$04$Su3Hk7nnoXI1X1EntbeEeu2w03KOLoHGPNWgcuKKS0jbFQtkIl5cC",
+		"$2y$10$",
+		"$2y$12$",
+	} {
+		cost, err := password.Cost(stored)
+		fmt.Println(cost, err)
+	}
+	// Output:
+	// 38912 <nil>
+	// 1440 <nil>
+	// 92160 <nil>
+	// 368640 <nil>
+}
+
 func ExampleValidateNew() {
 	fmt.Println(password.ValidateNew("short"))
 	fmt.Println(password.ValidateNew("ünïcödé!")) // eight characters, twelve bytes

@@ -18,6 +18,40 @@
 // default policy holds about 20 MB, so a [Hasher] runs at most GOMAXPROCS
 // hashes at once; callers beyond that wait, and the wait honours their context.
 //
+// # Timing
+//
+// A login must not tell an attacker whether an account exists, nor which kind
+// of hash it has. Verifying costs what the stored hash costs: about 25 ms for
+// argon2id at the default policy, but about 60 ms for an imported bcrypt hash
+// of cost 10 and 250 ms or more at cost 12. So a Hasher keeps a floor: the
+// costliest kind of stored hash (scheme and parameters) it knows of, at least
+// its own policy, compared by [Cost]. The floor is raised, and never lowered,
+// by [Hasher.RaiseFloor] (the caller passes the costliest hash its database
+// holds, typically at start-up) and by [Hasher.Verify] whenever it verifies a
+// costlier hash.
+//
+//   - [Hasher.DummyVerify], for unknown accounts, verifies against a random
+//     dummy hash of the floor's scheme and parameters: the same real work as
+//     the costliest login, never less, so unknown accounts are not cheaper to
+//     probe than real ones.
+//   - Every verification (Verify or DummyVerify) is then padded with a sleep
+//     until it has lasted as long as the floor's estimated verification
+//     time, counted from when it started hashing (time spent waiting for a
+//     concurrency slot is common to all callers and is not counted). A
+//     cheaper hash thus takes as long as the floor, whether the password is
+//     right or wrong; a verification of the floor's kind is padded only when
+//     it ran faster than usual.
+//   - The estimate is the median of the last 15 timings of the floor's kind
+//     (its calibration by RaiseFloor or [Hasher.Calibrate], every
+//     DummyVerify, and every Verify of a hash of exactly the floor's kind),
+//     capped at 4 times the fastest timing ever seen for it, so that a slow
+//     outlier or a burst of load cannot make logins sleep for seconds. Until
+//     the floor has been timed once, nothing is padded.
+//
+// Padding sleeps hold no concurrency slot and end early, with ctx.Err(), when
+// the caller's context ends. Hashing new passwords ([Hasher.Hash]) is never
+// padded.
+//
 // Passwords are hashed as the exact bytes given: no Unicode normalisation or
 // trimming is applied. Error messages never contain a password, a stored hash
 // or any part of one.
@@ -30,6 +64,8 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -138,7 +174,9 @@ type hashOp struct {
 
 // Hasher hashes and verifies passwords. It is safe for concurrent use; at most
 // GOMAXPROCS (as of NewHasher) hash computations run at once, and further
-// callers wait for a slot, giving up when their context ends.
+// callers wait for a slot, giving up when their context ends. It equalises
+// verification times as described in the package documentation; its floor
+// starts at its own policy.
 //
 // The zero value is usable and behaves like NewHasher(Policy{}).
 type Hasher struct {
@@ -146,7 +184,7 @@ type Hasher struct {
 	policy Policy
 	prefix string        // PHC prefix of new hashes, up to and including the '$' before the salt
 	sem    chan struct{} // one token per running hash
-	dummy  string        // argon2id PHC string at policy with random salt and key, for DummyVerify
+	floor  atomic.Pointer[floor]
 
 	// hook, when set (tests only), is called for each hash computation
 	// while it holds a concurrency slot, just before hashing.
@@ -183,15 +221,7 @@ func (h *Hasher) setup(p Policy, limit int) {
 	h.policy = p
 	h.sem = make(chan struct{}, limit)
 	h.prefix = encodePrefix(p.MemoryKiB, p.Iterations, p.Parallelism)
-
-	// The dummy hash has the same shape and cost as a real one, but its key
-	// is random, so no password is known to match it and none needs to be
-	// hashed to build it.
-	salt := make([]byte, SaltLength)
-	key := make([]byte, KeyLength)
-	_, _ = rand.Read(salt) // crypto/rand.Read never fails (it crashes the program instead).
-	_, _ = rand.Read(key)
-	h.dummy = h.prefix + b64.EncodeToString(salt) + "$" + b64.EncodeToString(key)
+	h.floor.Store(newFloor(costKey{scheme: schemeArgon2id, memoryKiB: p.MemoryKiB, iterations: p.Iterations, parallelism: p.Parallelism}))
 }
 
 // Policy returns the normalised policy this Hasher hashes new passwords with.
@@ -244,10 +274,18 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // key length) below the Hasher's policy; the caller should then store a new
 // Hash of the password. A wrong password returns ErrMismatch.
 //
+// Whether the password is right or wrong, Verify lasts at least the floor's
+// estimated verification time once it starts hashing (see the package
+// documentation). If stored is costlier than the floor (by Cost), it becomes
+// the floor, as if passed to RaiseFloor, timed by this verification; if it
+// has exactly the floor's scheme and parameters, this verification's time
+// is added to the floor's estimate.
+//
 // Errors, all with needsRehash=false: ErrTooLong when password exceeds
 // MaxLength bytes (checked first, without hashing or parsing);
 // ErrMalformedHash or ErrHashParams for an unusable stored hash (without
-// hashing); ctx.Err() if ctx ends while waiting for a concurrency slot.
+// hashing or padding); ctx.Err() if ctx ends while waiting for a concurrency
+// slot or while padding (then the outcome of a finished hash is dropped).
 //
 // bcrypt only uses the first 72 bytes of a password. A password longer than
 // 72 bytes never matches a bcrypt hash (it returns ErrMismatch after the same
@@ -262,37 +300,77 @@ func (h *Hasher) Verify(ctx context.Context, password, stored string) (needsReha
 	if err != nil {
 		return false, err
 	}
+	fl := h.floor.Load()
+	start, elapsed, match, err := h.compute(ctx, password, stored, parsed)
+	if err != nil {
+		return false, err
+	}
+	switch key := parsed.key(); {
+	case key == fl.key:
+		fl.est.add(elapsed)
+	case key.cost() > fl.cost:
+		f := newFloor(key)
+		f.est.add(elapsed)
+		h.raise(f)
+	}
+	if err := pad(ctx, start, h.floor.Load().est.target()); err != nil {
+		return false, err
+	}
+	if !match {
+		return false, ErrMismatch
+	}
+	if parsed.scheme == schemeBcrypt {
+		return true, nil
+	}
+	return h.belowPolicy(parsed.argon), nil
+}
+
+// DummyVerify does the work of verifying a password against the costliest
+// kind of hash the Hasher knows of (its floor: see RaiseFloor), using a
+// dummy hash of that scheme and those parameters that no known password
+// matches, and is padded like Verify, so that a login for an unknown account
+// costs and lasts as long as one for a known account. Its time is added to
+// the floor's estimate. It returns ErrMismatch; ctx.Err() if ctx ends while
+// waiting for a concurrency slot or while padding; or — exactly as Verify
+// would, and without hashing — ErrTooLong when password exceeds MaxLength
+// bytes, so that the outcome for an unknown account is indistinguishable from
+// a wrong password for a known one.
+func (h *Hasher) DummyVerify(ctx context.Context, password string) error {
+	h.init()
+	if len(password) > MaxLength {
+		return ErrTooLong
+	}
+	fl := h.floor.Load()
+	start, elapsed, _, err := h.compute(ctx, password, fl.dummy, fl.hash)
+	if err != nil {
+		return err
+	}
+	fl.est.add(elapsed)
+	if err := pad(ctx, start, h.floor.Load().est.target()); err != nil {
+		return err
+	}
+	// A match cannot happen short of guessing a random 184-bit (bcrypt) or
+	// 256-bit (argon2id) output.
+	return ErrMismatch
+}
+
+// compute verifies password against parsed (whose text is stored) while
+// holding a concurrency slot. It returns when hashing started and how long it
+// took (neither counts the wait for a slot), and whether password matched.
+// err is ctx.Err() from the wait, or ErrMalformedHash if bcrypt refuses a
+// hash that parse accepted.
+func (h *Hasher) compute(ctx context.Context, password, stored string, parsed storedHash) (start time.Time, elapsed time.Duration, match bool, err error) {
 	if parsed.scheme == schemeBcrypt {
 		return h.verifyBcrypt(ctx, password, stored, parsed.bcryptCost)
 	}
 	a := parsed.argon
-	key, err := h.argon2id(ctx, password, a.salt, a.memoryKiB, a.iterations, a.parallelism, uint32(len(a.key)))
+	key, start, elapsed, err := h.argon2idTimed(ctx, password, a.salt, a.memoryKiB, a.iterations, a.parallelism, uint32(len(a.key)))
 	if err != nil {
-		return false, err
+		return time.Time{}, 0, false, err
 	}
-	ok := subtle.ConstantTimeCompare(key, a.key) == 1
+	match = subtle.ConstantTimeCompare(key, a.key) == 1
 	clear(key)
-	if !ok {
-		return false, ErrMismatch
-	}
-	return h.belowPolicy(a), nil
-}
-
-// DummyVerify does the work of one Verify at the current policy, against a
-// fixed argon2id hash that no known password matches, so that a login for an
-// unknown account takes as long as one for a known account. It returns
-// ErrMismatch, ctx.Err() if ctx ends while waiting for a concurrency slot, or
-// — exactly as Verify would, and without hashing — ErrTooLong when password
-// exceeds MaxLength bytes, so that the outcome for an unknown account is
-// indistinguishable from a wrong password for a known one.
-func (h *Hasher) DummyVerify(ctx context.Context, password string) error {
-	h.init()
-	_, err := h.Verify(ctx, password, h.dummy)
-	if err == nil {
-		// Cannot happen short of guessing a random 256-bit key.
-		return ErrMismatch
-	}
-	return err
+	return start, elapsed, match, nil
 }
 
 // belowPolicy reports whether a stored argon2id hash is weaker than the
@@ -325,29 +403,40 @@ func (h *Hasher) release() { <-h.sem }
 // argon2id derives an argon2id key while holding a concurrency slot. The
 // parameters must already be within bounds.
 func (h *Hasher) argon2id(ctx context.Context, password string, salt []byte, memoryKiB, iterations uint32, parallelism uint8, keyLen uint32) ([]byte, error) {
+	key, _, _, err := h.argon2idTimed(ctx, password, salt, memoryKiB, iterations, parallelism, keyLen)
+	return key, err
+}
+
+// argon2idTimed is argon2id that also returns when hashing started and how
+// long it took, not counting the wait for a slot.
+func (h *Hasher) argon2idTimed(ctx context.Context, password string, salt []byte, memoryKiB, iterations uint32, parallelism uint8, keyLen uint32) ([]byte, time.Time, time.Duration, error) {
 	if err := h.acquire(ctx); err != nil {
-		return nil, err
+		return nil, time.Time{}, 0, err
 	}
 	defer h.release()
 	if h.hook != nil {
 		h.hook(hashOp{scheme: schemeArgon2id, memoryKiB: memoryKiB, iterations: iterations, parallelism: parallelism})
 	}
+	start := time.Now()
 	pw := []byte(password)
 	key := argon2.IDKey(pw, salt, iterations, memoryKiB, parallelism, keyLen)
 	clear(pw)
-	return key, nil
+	return key, start, time.Since(start), nil
 }
 
 // verifyBcrypt checks password against a bcrypt hash already validated by
-// parse, while holding a concurrency slot.
-func (h *Hasher) verifyBcrypt(ctx context.Context, password, stored string, cost int) (bool, error) {
+// parse, while holding a concurrency slot. It returns when hashing started,
+// how long it took (not counting the wait for a slot) and whether password
+// matched.
+func (h *Hasher) verifyBcrypt(ctx context.Context, password, stored string, cost int) (start time.Time, elapsed time.Duration, match bool, err error) {
 	if err := h.acquire(ctx); err != nil {
-		return false, err
+		return time.Time{}, 0, false, err
 	}
 	defer h.release()
 	if h.hook != nil {
 		h.hook(hashOp{scheme: schemeBcrypt, bcryptCost: cost})
 	}
+	start = time.Now()
 	pw := []byte(password)
 	defer clear(pw)
 	tooLong := len(pw) > bcryptMaxInput
@@ -356,14 +445,15 @@ func (h *Hasher) verifyBcrypt(ctx context.Context, password, stored string, cost
 		// prefix so timing does not tell, then refuse.
 		pw = pw[:bcryptMaxInput]
 	}
-	err := bcrypt.CompareHashAndPassword([]byte(stored), pw)
+	err = bcrypt.CompareHashAndPassword([]byte(stored), pw)
+	elapsed = time.Since(start)
 	switch {
 	case tooLong, errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
-		return false, ErrMismatch
+		return start, elapsed, false, nil
 	case err != nil:
 		// parse accepted it, so this should not happen; do not pass on
 		// bcrypt's message, which may quote bytes of the hash.
-		return false, ErrMalformedHash
+		return time.Time{}, 0, false, ErrMalformedHash
 	}
-	return true, nil
+	return start, elapsed, true, nil
 }

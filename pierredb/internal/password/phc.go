@@ -61,7 +61,7 @@ func parse(stored string) (storedHash, error) {
 			return storedHash{}, err
 		}
 		return storedHash{scheme: schemeArgon2id, argon: a}, nil
-	case strings.HasPrefix(stored, "$2a$"), strings.HasPrefix(stored, "$2b$"), strings.HasPrefix(stored, "$2y$"):
+	case isBcryptVersion(stored):
 		cost, err := parseBcrypt(stored)
 		if err != nil {
 			return storedHash{}, err
@@ -91,20 +91,7 @@ func parseArgon2id(s string) (argon2Hash, error) {
 		return argon2Hash{}, malformed("missing key")
 	}
 
-	mStr, params, ok1 := strings.Cut(params, ",")
-	tStr, pStr, ok2 := strings.Cut(params, ",")
-	if !ok1 || !ok2 {
-		return argon2Hash{}, malformed("parameters must be m,t,p")
-	}
-	m, err := parseParam(mStr, "m=")
-	if err != nil {
-		return argon2Hash{}, err
-	}
-	t, err := parseParam(tStr, "t=")
-	if err != nil {
-		return argon2Hash{}, err
-	}
-	p, err := parseParam(pStr, "p=")
+	m, t, p, err := parseArgon2Params(params)
 	if err != nil {
 		return argon2Hash{}, err
 	}
@@ -137,6 +124,26 @@ func parseArgon2id(s string) (argon2Hash, error) {
 		return argon2Hash{}, malformed("key is not canonical base64")
 	}
 	return argon2Hash{memoryKiB: uint32(m), iterations: uint32(t), parallelism: uint8(p), salt: salt, key: key}, nil
+}
+
+// parseArgon2Params parses exactly "m=<m>,t=<t>,p=<p>" with canonical
+// decimal numbers. The values are not bounded yet: see checkArgon2Params.
+func parseArgon2Params(params string) (m, t, p uint64, err error) {
+	mStr, params, ok1 := strings.Cut(params, ",")
+	tStr, pStr, ok2 := strings.Cut(params, ",")
+	if !ok1 || !ok2 {
+		return 0, 0, 0, malformed("parameters must be m,t,p")
+	}
+	if m, err = parseParam(mStr, "m="); err != nil {
+		return 0, 0, 0, err
+	}
+	if t, err = parseParam(tStr, "t="); err != nil {
+		return 0, 0, 0, err
+	}
+	if p, err = parseParam(pStr, "p="); err != nil {
+		return 0, 0, 0, err
+	}
+	return m, t, p, nil
 }
 
 // checkArgon2Params reports ErrHashParams for zero or excessive costs, or
@@ -221,6 +228,11 @@ func parseBcrypt(s string) (int, error) {
 		return 0, badParams("bcrypt cost")
 	}
 	return cost, nil
+}
+
+// isBcryptVersion reports whether s starts with "$2a$", "$2b$" or "$2y$".
+func isBcryptVersion(s string) bool {
+	return strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$")
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
