@@ -6,10 +6,13 @@
 // The module's packages:
 //
 //	pierredb           Open(url, key) -> *Database: SQLite by default, PostgreSQL when
-//	                   the URL says so; the domain types, stores and sentinel errors
+//	                   the URL says so; a handle per domain (db.Users(),
+//	                   db.Tenants(), db.Tenant(ctx, id).Members(), ...); sentinel errors
 //	pierredb/sqlite    the SQLite connector (pragmas, pools, embedded migrations)
-//	pierredb/postgres  the PostgreSQL connector (pgx pool, advisory lock, migrations)
-//	pierredb/storetest runs tests against every engine (used by pierre and by hosts)
+//	pierredb/postgres  the PostgreSQL connector (pgx pool or the host's own, session
+//	                   settings, advisory lock, migrations)
+//	pierredb/storetest the conformance suite: every behaviour on every engine, run by
+//	                   pierre and by hosts (storetest.Conformance(t))
 //	keyring            the master key, the data keys it wraps, the field envelope
 //	                   and key rotation: crypto only, no SQL
 //	httpserver         routes a host mounts into its http.ServeMux (health)

@@ -3,10 +3,13 @@ package pierredb
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/uptrace/bun"
 
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb/internal/engine"
@@ -24,6 +27,10 @@ const (
 
 // Database is an open pierre database: SQLite or PostgreSQL behind one API. It is
 // safe for concurrent use by many goroutines; open one per process and share it.
+//
+// Database holds what is about the database itself; each domain has a handle:
+// Users, Tenants and Settings here, and the tenant-owned domains on the
+// TenantScope that Tenant returns.
 type Database struct {
 	eng     *engine.Engine
 	keys    *keyring.Keyring
@@ -31,10 +38,14 @@ type Database struct {
 	log     *slog.Logger
 	applied []string
 
-	reads       *stmtCache
-	hasher      *password.Hasher
-	autoApprove *bool // override of the stored setting, nil when none
-	lastActive  throttle
+	reads     *stmtCache // prepared statements on the reader pool
+	writes    *stmtCache // prepared statements on the writer pool
+	hasher    *password.Hasher
+	floorOnce sync.Once // raisePasswordFloor
+
+	insertUserSQL string // insertUserSQLTemplate for this engine
+	autoApprove   *bool  // override of the stored setting, nil when none
+	lastActive    throttle
 
 	closeOnce sync.Once
 	closeErr  error
@@ -49,11 +60,16 @@ type Info struct {
 	Driver string
 	// Location is the SQLite file (or ":memory:") or PostgreSQL host:port/database.
 	Location string
+	// Schema is the PostgreSQL schema that holds pierre's tables ("" on SQLite).
+	Schema string
 	// ReadOnly reports a SQLite database opened with mode=ro.
 	ReadOnly bool
 	// Settings are the connection settings read back after they were applied:
 	// SQLite pragmas, or PostgreSQL's search_path, application_name, TimeZone, ssl.
 	Settings map[string]string
+	// MigrationsApplied lists the migrations that opening this Database applied
+	// (empty when the schema was already current).
+	MigrationsApplied []string
 	// KeyringID identifies the keyring (and so the database) that encrypts secrets.
 	KeyringID string
 	// MasterKeyFingerprint identifies the master key in use without revealing it.
@@ -68,6 +84,9 @@ type Stats struct {
 	// Read is the pool that runs plain reads; on PostgreSQL and in-memory SQLite it
 	// is the same pool as Write.
 	Read sql.DBStats
+	// PreparedStatements is how many statements pierre keeps prepared, on both
+	// pools together; it is bounded whatever the callers ask for.
+	PreparedStatements int
 }
 
 // Backend reports which engine this Database uses.
@@ -75,16 +94,14 @@ func (db *Database) Backend() Backend { return db.eng.Backend }
 
 // Info describes the open database.
 func (db *Database) Info() Info {
-	settings := make(map[string]string, len(db.eng.Info.Settings))
-	for k, v := range db.eng.Info.Settings {
-		settings[k] = v
-	}
 	return Info{
 		Backend:              db.eng.Backend,
 		Driver:               db.eng.Info.Driver,
 		Location:             db.eng.Info.Location,
+		Schema:               db.eng.Info.Schema,
 		ReadOnly:             db.eng.ReadOnly,
-		Settings:             settings,
+		Settings:             maps.Clone(db.eng.Info.Settings),
+		MigrationsApplied:    slices.Clone(db.applied),
 		KeyringID:            db.keys.DatabaseID(),
 		MasterKeyFingerprint: db.keys.MasterKeyFingerprint(),
 	}
@@ -93,22 +110,18 @@ func (db *Database) Info() Info {
 // Stats returns the connection pool figures.
 func (db *Database) Stats() Stats {
 	w, r := db.eng.Stats()
-	return Stats{Backend: db.eng.Backend, Write: w, Read: r}
+	return Stats{Backend: db.eng.Backend, Write: w, Read: r, PreparedStatements: db.reads.len() + db.writes.len()}
 }
 
-// Keyring returns the keyring that encrypts this database's secrets, for key
-// rotation and diagnostics.
+// Keyring returns the keyring that encrypts this database's secrets, for
+// diagnostics and for rotating the master key; data keys are rotated through
+// Rotation, which also re-encrypts what they protect.
 func (db *Database) Keyring() *keyring.Keyring { return db.keys }
 
-// AppliedMigrations lists the migrations that Open applied (empty when the schema
-// was already current).
-func (db *Database) AppliedMigrations() []string {
-	return append([]string(nil), db.applied...)
-}
-
-// MigrationStatus lists every migration this code knows and whether the database
-// has applied it.
-func (db *Database) MigrationStatus(ctx context.Context) ([]Migration, error) {
+// Migrations lists every migration this code knows and whether the database has
+// applied it.
+func (db *Database) Migrations(ctx context.Context) (_ []Migration, err error) {
+	defer db.wrap(&err, "read migration status")
 	if err := db.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -117,37 +130,52 @@ func (db *Database) MigrationStatus(ctx context.Context) ([]Migration, error) {
 }
 
 // Ping checks that the database answers on every pool.
-func (db *Database) Ping(ctx context.Context) error {
+func (db *Database) Ping(ctx context.Context) (err error) {
+	defer db.wrap(&err, "ping")
 	if err := db.checkOpen(); err != nil {
 		return err
 	}
 	if err := db.eng.Writer.PingContext(ctx); err != nil {
-		return fmt.Errorf("pierredb: ping: %w", db.eng.Classify(err))
+		return err
 	}
 	if db.eng.Reader != db.eng.Writer {
-		if err := db.eng.Reader.PingContext(ctx); err != nil {
-			return fmt.Errorf("pierredb: ping: %w", db.eng.Classify(err))
-		}
+		return db.eng.Reader.PingContext(ctx)
 	}
 	return nil
 }
 
-// Close closes every connection. It is safe to call more than once; later calls
-// return the first call's result.
+// Close closes every connection pierre opened (a pool lent by the host stays
+// open). It is safe to call more than once; later calls return the first call's
+// result.
 func (db *Database) Close() error {
 	db.closeOnce.Do(func() {
 		close(db.closed)
 		db.reads.close()
+		db.writes.close()
 		db.closeErr = db.eng.Close()
 	})
 	return db.closeErr
 }
 
-func (db *Database) checkOpen() error {
+func (db *Database) isClosed() bool {
 	select {
 	case <-db.closed:
-		return ErrClosed
+		return true
 	default:
-		return nil
+		return false
 	}
 }
+
+func (db *Database) checkOpen() error {
+	if db.isClosed() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Bun returns the bun handle on the pool that runs writes, for the host's own
+// queries beside pierre's tables (on SQLite it is the single writer connection,
+// whose transactions begin IMMEDIATE). Changing pierre's own tables through it
+// bypasses every check pierre makes: read them, and write them only as the
+// README's recipes do.
+func (db *Database) Bun() *bun.DB { return db.eng.Writer }

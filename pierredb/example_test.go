@@ -23,7 +23,7 @@ func ExampleOpen() {
 	defer db.Close()
 
 	fmt.Println(db.Backend())
-	fmt.Println("migrations applied:", len(db.AppliedMigrations()) > 0)
+	fmt.Println("migrations applied:", len(db.Info().MigrationsApplied) > 0)
 	fmt.Println("ping:", db.Ping(context.Background()))
 	// Output:
 	// sqlite
@@ -32,7 +32,7 @@ func ExampleOpen() {
 }
 
 // New users wait for an admin's approval, unless auto-approval is on.
-func ExampleDatabase_CreateUser() {
+func ExampleUsers_Create() {
 	ctx := context.Background()
 	key, err := keyring.Generate()
 	if err != nil {
@@ -44,11 +44,11 @@ func ExampleDatabase_CreateUser() {
 	}
 	defer db.Close()
 
-	admin, err := db.BootstrapFirstAdmin(ctx, pierredb.NewUser{Email: "root@example.com", Password: "correct horse battery staple"})
+	admin, err := db.Users().CreateFirstAdmin(ctx, pierredb.NewUser{Email: "root@example.com", Password: "correct horse battery staple"})
 	if err != nil {
 		panic(err)
 	}
-	ada, err := db.CreateUser(ctx, pierredb.NewUser{
+	ada, err := db.Users().Create(ctx, pierredb.NewUser{
 		Email:       "  Ada@Example.com ",
 		Password:    "analytical engine",
 		DisplayName: "Ada",
@@ -58,15 +58,16 @@ func ExampleDatabase_CreateUser() {
 	}
 	fmt.Println(ada.Email, ada.Status)
 
-	_, err = db.CreateUser(ctx, pierredb.NewUser{Email: "ADA@example.com", Password: "another password"})
+	_, err = db.Users().Create(ctx, pierredb.NewUser{Email: "ADA@example.com", Password: "another password"})
 	fmt.Println("same email again:", errors.Is(err, pierredb.ErrAlreadyExists))
+	fmt.Println(err)
 
-	pending, err := db.ListUsers(ctx, pierredb.UserFilter{Status: pierredb.StatusPending})
+	pending, err := db.Users().List(ctx, pierredb.UserFilter{Status: pierredb.StatusPending})
 	if err != nil {
 		panic(err)
 	}
 	for _, u := range pending.Items {
-		u, err := db.ApproveUser(ctx, u.ID, pierredb.ByUser(admin.ID))
+		u, err := db.Users().Approve(ctx, u.ID, pierredb.ByUser(admin.ID))
 		if err != nil {
 			panic(err)
 		}
@@ -74,10 +75,10 @@ func ExampleDatabase_CreateUser() {
 	}
 
 	// With auto-approval on, new users are active at once.
-	if err := db.SetAutoApproveUsers(ctx, true); err != nil {
+	if err := db.Settings().SetAutoApproveUsers(ctx, true); err != nil {
 		panic(err)
 	}
-	grace, err := db.CreateUser(ctx, pierredb.NewUser{Email: "grace@example.com", Password: "compiler pioneer"})
+	grace, err := db.Users().Create(ctx, pierredb.NewUser{Email: "grace@example.com", Password: "compiler pioneer"})
 	if err != nil {
 		panic(err)
 	}
@@ -85,6 +86,7 @@ func ExampleDatabase_CreateUser() {
 	// Output:
 	// ada@example.com pending
 	// same email again: true
+	// pierredb: create user: already exists: email already registered; sign in, or use another email
 	// ada@example.com active true
 	// grace@example.com active auto-approval
 }
@@ -103,14 +105,14 @@ func ExampleDatabase_Authenticate() {
 	}
 	defer db.Close()
 
-	u, err := db.CreateUser(ctx, pierredb.NewUser{Email: "runner@example.com", Password: "marathon-2026"})
+	u, err := db.Users().Create(ctx, pierredb.NewUser{Email: "runner@example.com", Password: "marathon-2026"})
 	if err != nil {
 		panic(err)
 	}
 	_, err = db.Authenticate(ctx, "runner@example.com", "marathon-2026")
 	fmt.Println("pending:", errors.Is(err, pierredb.ErrUserPending))
 
-	if _, err := db.ApproveUser(ctx, u.ID, pierredb.ByService("admin-console")); err != nil {
+	if _, err := db.Users().Approve(ctx, u.ID, pierredb.ByService("admin-console")); err != nil {
 		panic(err)
 	}
 	me, err := db.Authenticate(ctx, "Runner@Example.com", "marathon-2026")
@@ -121,7 +123,7 @@ func ExampleDatabase_Authenticate() {
 	_, err = db.Authenticate(ctx, "nobody@example.com", "marathon-2026")
 	fmt.Println("unknown email:", errors.Is(err, pierredb.ErrInvalidCredentials))
 
-	if _, err := db.SuspendUser(ctx, u.ID); err != nil {
+	if _, err := db.Users().Suspend(ctx, u.ID); err != nil {
 		panic(err)
 	}
 	_, err = db.Authenticate(ctx, "runner@example.com", "marathon-2026")
@@ -148,11 +150,11 @@ func ExampleDatabase_Tenant() {
 	}
 	defer db.Close()
 
-	owner, err := db.BootstrapFirstAdmin(ctx, pierredb.NewUser{Email: "coach@example.com", Password: "interval training"})
+	owner, err := db.Users().CreateFirstAdmin(ctx, pierredb.NewUser{Email: "coach@example.com", Password: "interval training"})
 	if err != nil {
 		panic(err)
 	}
-	club, err := db.CreateTenant(ctx, pierredb.NewTenant{Name: "Acme Running Club", Slug: "Acme-Running", OwnerUserID: owner.ID})
+	club, err := db.Tenants().Create(ctx, pierredb.NewTenant{Name: "Acme Running Club", Slug: "Acme-Running", OwnerUserID: owner.ID})
 	if err != nil {
 		panic(err)
 	}
@@ -162,27 +164,27 @@ func ExampleDatabase_Tenant() {
 	if err != nil {
 		panic(err)
 	}
-	member, err := scope.CreateUser(ctx, pierredb.NewUser{Email: "athlete@example.com", Password: "tempo run 10k", Role: pierredb.RoleMember})
+	member, err := scope.Members().CreateUser(ctx, pierredb.NewUser{Email: "athlete@example.com", Password: "tempo run 10k", Role: pierredb.RoleMember})
 	if err != nil {
 		panic(err)
 	}
-	role, err := scope.Role(ctx, member.ID)
+	m, err := scope.Members().Get(ctx, member.ID)
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println("athlete:", role, member.TenantID == club.ID)
-	role, err = scope.Role(ctx, owner.ID)
+	fmt.Println("athlete:", m.Role, member.TenantID == club.ID)
+	m, err = scope.Members().Get(ctx, owner.ID)
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println("coach:", role)
-	n, err := scope.CountUsers(ctx, pierredb.UserFilter{})
+	fmt.Println("coach:", m.Role)
+	n, err := scope.Members().CountUsers(ctx, pierredb.UserFilter{})
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println("members:", n)
 
-	memberships, err := db.UserTenants(ctx, member.ID)
+	memberships, err := db.Users().Tenants(ctx, member.ID)
 	if err != nil {
 		panic(err)
 	}
@@ -193,8 +195,13 @@ func ExampleDatabase_Tenant() {
 	// There is no scope without a tenant, and no "default" tenant.
 	_, err = db.Tenant(ctx, "")
 	fmt.Println("empty id:", errors.Is(err, pierredb.ErrInvalidArgument))
-	_, err = db.Tenant(ctx, "no-such-tenant")
+	ghost, err := db.Tenant(ctx, "no-such-tenant") // a scope costs no query...
+	if err != nil {
+		panic(err)
+	}
+	_, err = ghost.Members().List(ctx, pierredb.ListOptions{}) // ...its operations find out
 	fmt.Println("unknown id:", errors.Is(err, pierredb.ErrNotFound))
+	fmt.Println(err)
 	// Output:
 	// acme-running
 	// athlete: member true
@@ -203,4 +210,5 @@ func ExampleDatabase_Tenant() {
 	// acme-running member
 	// empty id: true
 	// unknown id: true
+	// pierredb: list members: not found: no tenant has that id
 }

@@ -73,19 +73,18 @@ func (s *keyringStore) Load(ctx context.Context) (keyring.Snapshot, error) {
 func (s *keyringStore) load(ctx context.Context, db bun.IDB, lock bool) (keyring.Snapshot, error) {
 	var meta []keyringMetaRow
 	q := db.NewSelect().Model(&meta).Where("id = 1")
-	if lock && s.eng.Backend == Postgres {
-		// SQLite's IMMEDIATE transaction already holds the write lock.
-		q = q.For("UPDATE")
+	if lock && s.eng.RowLock != "" {
+		q = q.For(s.eng.RowLock)
 	}
 	if err := q.Scan(ctx); err != nil {
-		return keyring.Snapshot{}, fmt.Errorf("pierredb: load keyring: %w", s.eng.Classify(err))
+		return keyring.Snapshot{}, fmt.Errorf("load keyring: %w", s.eng.Classify(err))
 	}
 	if len(meta) == 0 {
 		return keyring.Snapshot{}, nil
 	}
 	var rows []keyringKeyRow
 	if err := db.NewSelect().Model(&rows).Order("purpose", "version").Scan(ctx); err != nil {
-		return keyring.Snapshot{}, fmt.Errorf("pierredb: load keyring keys: %w", s.eng.Classify(err))
+		return keyring.Snapshot{}, fmt.Errorf("load keyring keys: %w", s.eng.Classify(err))
 	}
 	snap := keyring.Snapshot{DatabaseID: meta[0].DatabaseID, Keys: make([]keyring.WrappedKey, 0, len(rows))}
 	for _, r := range rows {
@@ -107,6 +106,11 @@ func (s *keyringStore) Create(ctx context.Context, snap keyring.Snapshot) (bool,
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return err // another process created the keyring first
 		}
+		// The marker outlives a wipe of the keyring tables: see checkNeverInitialised.
+		marker := settingRow{Key: settingKeyringID, Value: snap.DatabaseID, UpdatedAt: meta.CreatedAt}
+		if _, err := tx.NewInsert().Model(&marker).On("CONFLICT (key) DO UPDATE").Set("value = EXCLUDED.value").Exec(ctx); err != nil {
+			return err
+		}
 		if len(snap.Keys) > 0 {
 			rows := make([]keyringKeyRow, 0, len(snap.Keys))
 			for _, k := range snap.Keys {
@@ -120,7 +124,7 @@ func (s *keyringStore) Create(ctx context.Context, snap keyring.Snapshot) (bool,
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("pierredb: create keyring: %w", s.eng.Classify(err))
+		return false, fmt.Errorf("create keyring: %w", s.eng.Classify(err))
 	}
 	return created, nil
 }
@@ -163,7 +167,7 @@ func (s *keyringStore) Update(ctx context.Context, fn func(keyring.Snapshot) ([]
 		return fnErr
 	}
 	if err != nil {
-		return fmt.Errorf("pierredb: update keyring: %w", s.eng.Classify(err))
+		return fmt.Errorf("update keyring: %w", s.eng.Classify(err))
 	}
 	return nil
 }
@@ -173,4 +177,29 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// settingKeyringID records, in system_settings, the id of the keyring created for
+// this database, in the same transaction that stores the keyring.
+const settingKeyringID = "keyring.database_id"
+
+// checkNeverInitialised is called when the keyring tables are empty: on a new
+// database that is normal (the keyring is created next), but a database that has
+// held a keyring or any data must not get a new one, which would make every
+// stored secret unreadable. It fails with keyring.ErrKeyringMissing, before any
+// write, when the keyring's marker or any user or tenant is present.
+func (s *keyringStore) checkNeverInitialised(ctx context.Context) error {
+	var marker, rows int
+	err := s.eng.Reader.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM system_settings WHERE key = ?),"+
+		" (SELECT count(*) FROM (SELECT id FROM users LIMIT 1) u) + (SELECT count(*) FROM (SELECT id FROM tenants LIMIT 1) t)",
+		settingKeyringID).Scan(&marker, &rows)
+	if err != nil {
+		return fmt.Errorf("check for a lost keyring: %w", s.eng.Classify(err))
+	}
+	if marker > 0 || rows > 0 {
+		return fmt.Errorf("%w: the keyring tables (keyring_meta, keyring_keys) are empty, but this database has held a keyring or data;"+
+			" restore them from a backup (pierre will not create a new keyring, which would make every stored secret unreadable)",
+			keyring.ErrKeyringMissing)
+	}
+	return nil
 }

@@ -35,12 +35,12 @@ type Migration struct {
 
 // errAppliedMeanwhile aborts a migration whose transaction found it already
 // recorded: another process applied it between our status read and our lock.
-var errAppliedMeanwhile = errors.New("pierredb: migration applied by another process")
+var errAppliedMeanwhile = errors.New("migration applied by another process")
 
 func newMigrator(e *engine.Engine) (*migrate.Migrator, *migrate.Migrations, error) {
 	migrations := migrate.NewMigrations()
 	if err := migrations.Discover(e.Migrations); err != nil {
-		return nil, nil, fmt.Errorf("pierredb: load embedded migrations: %w", err)
+		return nil, nil, fmt.Errorf("load embedded migrations: %w", err)
 	}
 	m := migrate.NewMigrator(e.Writer, migrations,
 		migrate.WithTableName(migrationsTable),
@@ -113,7 +113,7 @@ func runMigrations(ctx context.Context, e *engine.Engine) ([]string, error) {
 			continue // re-read the status and go on from what the other process did
 		}
 		if err != nil {
-			return applied, fmt.Errorf("pierredb: migrate: %w", e.Classify(err))
+			return applied, fmt.Errorf("migrate: %w", e.Classify(err))
 		}
 		return applied, nil
 	}
@@ -123,7 +123,7 @@ func runMigrations(ctx context.Context, e *engine.Engine) ([]string, error) {
 // the unique index on migration names that exactly-once application relies on.
 func initMigrationTables(ctx context.Context, e *engine.Engine, m *migrate.Migrator) error {
 	if err := m.Init(ctx); err != nil {
-		return fmt.Errorf("pierredb: create migration tables: %w", e.Classify(err))
+		return fmt.Errorf("create migration tables: %w", e.Classify(err))
 	}
 	return nil
 }
@@ -137,15 +137,15 @@ func schemaState(ctx context.Context, e *engine.Engine) (status []Migration, unk
 	if err != nil {
 		return nil, nil, err
 	}
-	exists, err := tableExists(ctx, e, migrationsTable)
+	exists, err := e.TableExists(ctx, e.Reader, migrationsTable)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("read catalog: %w", e.Classify(err))
 	}
 	applied := map[string]migrate.Migration{}
 	if exists {
 		rows, err := m.AppliedMigrations(ctx)
 		if err != nil {
-			return nil, nil, fmt.Errorf("pierredb: read migration status: %w", e.Classify(err))
+			return nil, nil, fmt.Errorf("read migration status: %w", e.Classify(err))
 		}
 		for _, mg := range rows {
 			applied[mg.Name] = mg
@@ -191,21 +191,4 @@ func allApplied(status []Migration) bool {
 		}
 	}
 	return true
-}
-
-// tableExists asks the engine's catalog whether a table exists in the schema this
-// connection uses.
-func tableExists(ctx context.Context, e *engine.Engine, table string) (bool, error) {
-	var q string
-	switch e.Backend {
-	case SQLite:
-		q = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
-	default:
-		q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
-	}
-	var n int
-	if err := e.Reader.QueryRowContext(ctx, q, table).Scan(&n); err != nil {
-		return false, fmt.Errorf("pierredb: read catalog: %w", e.Classify(err))
-	}
-	return n > 0, nil
 }

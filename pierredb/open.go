@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb/internal/engine"
@@ -28,68 +26,16 @@ const (
 // SQLite file under ./data, created on first start.
 const DefaultURL = "sqlite:./data/users.db"
 
-// Option adjusts how Open connects. The zero configuration is the documented
-// default of each option.
-type Option func(*config)
+// acceptedForms is what every URL error tells the user to write instead.
+const acceptedForms = "use sqlite:./data/users.db, sqlite:///abs/path.db, sqlite::memory: or postgres://user:password@host:5432/database"
 
-type config struct {
-	maxConns       int
-	connectTimeout time.Duration
-	busyTimeout    time.Duration
-	noMigrations   bool
-	logger         *slog.Logger
-	now            func() time.Time
-	previousKey    keyring.MasterKey
-	passwordPolicy PasswordPolicy
-	autoApprove    *bool
-	lastActive     time.Duration
-}
-
-// PasswordPolicy is the argon2id cost of new password hashes. Zero fields mean the
-// defaults (m=19456 KiB, t=2, p=1), which are also the floor: a policy can only
-// raise the cost.
-type PasswordPolicy = password.Policy
-
-// WithPasswordPolicy raises the cost of new password hashes; users whose stored
-// hash is below it are rehashed at their next login.
-func WithPasswordPolicy(p PasswordPolicy) Option { return func(c *config) { c.passwordPolicy = p } }
-
-// WithAutoApproveUsers overrides the stored auto-approval setting: new users are
-// created active (true) or pending (false) whatever SetAutoApproveUsers stored.
-func WithAutoApproveUsers(on bool) Option { return func(c *config) { c.autoApprove = &on } }
-
-// WithLastActiveInterval sets how often TouchUser writes a user's last_active
-// (default one minute); more frequent calls for the same user do nothing.
-func WithLastActiveInterval(d time.Duration) Option { return func(c *config) { c.lastActive = d } }
-
-// WithMaxConnections bounds the PostgreSQL pool (default 10, or
-// DATABASE_MAX_CONNECTIONS with OpenFromEnv). SQLite ignores it: it keeps one
-// writer connection and a reader pool sized to GOMAXPROCS.
-func WithMaxConnections(n int) Option { return func(c *config) { c.maxConns = n } }
-
-// WithConnectTimeout bounds each PostgreSQL connection attempt when the URL has no
-// connect_timeout (default 5 s).
-func WithConnectTimeout(d time.Duration) Option { return func(c *config) { c.connectTimeout = d } }
-
-// WithBusyTimeout sets how long SQLite waits for another writer's lock (default 5 s,
-// or busy_timeout in the URL).
-func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
-
-// WithoutMigrations makes Open leave the schema alone. Open then fails with
-// ErrSchemaNotCurrent if migrations are pending: use it when a deploy step migrates.
-func WithoutMigrations() Option { return func(c *config) { c.noMigrations = true } }
-
-// WithLogger sends pierredb's few operational log lines (open, migrations applied,
-// keyring created) to l. By default pierredb logs nothing.
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
-
-// WithClock replaces time.Now for every timestamp the store writes (tests).
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
-
-// WithPreviousMasterKey lets Open unlock keys still wrapped by the previous master
-// key during a rollover (see keyring.WithPreviousMasterKey).
-func WithPreviousMasterKey(k keyring.MasterKey) Option {
-	return func(c *config) { c.previousKey = k }
+// A Connector opens the engine side of a Database: a *sqlite.Connector (a file
+// and its settings) or a *postgres.Connector (a URL, or a pool the host already
+// has). OpenConnector takes one; Open builds one from a URL. Other
+// implementations are refused.
+type Connector interface {
+	// Dialect names the engine: "sqlite" or "postgres".
+	Dialect() string
 }
 
 // Open opens the database at url with the master key that protects its secrets.
@@ -108,53 +54,94 @@ func Open(url string, key keyring.MasterKey, opts ...Option) (*Database, error) 
 // It then, in this order, checks the master key against the stored keyring (a wrong
 // key fails here, before any write), applies pending migrations, creates the keyring
 // on first start, and returns the Database. ctx bounds the whole sequence.
-func OpenContext(ctx context.Context, url string, key keyring.MasterKey, opts ...Option) (*Database, error) {
-	cfg := config{}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if cfg.now == nil {
-		cfg.now = time.Now
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.New(slog.DiscardHandler)
-	}
-	if key.IsZero() {
-		return nil, fmt.Errorf("pierredb: open: %w", keyring.ErrMasterKeyMissing)
-	}
-	tgt, err := parseURL(url)
+func OpenContext(ctx context.Context, url string, key keyring.MasterKey, opts ...Option) (_ *Database, err error) {
+	defer wrapOpen(&err)
+	cfg := newConfig(opts)
+	c, err := connectorFor(url, cfg)
 	if err != nil {
 		return nil, err
 	}
-	var eng *engine.Engine
-	switch tgt.backend {
-	case SQLite:
-		sc := tgt.sqlite
+	return open(ctx, c, key, cfg)
+}
+
+// OpenConnector opens the database that c describes, as OpenContext does for a
+// URL: it is to Open what database/sql's OpenDB is to sql.Open. Use it to share a
+// pool the host already has:
+//
+//	c, err := postgres.FromDB(hostPool) // a *sql.DB opened with pgx's stdlib driver
+//	db, err := pierredb.OpenConnector(ctx, c, key)
+//
+// Options that shape a connection (WithMaxConnections, WithConnectTimeout,
+// WithBusyTimeout) are the connector's business and are ignored here.
+func OpenConnector(ctx context.Context, c Connector, key keyring.MasterKey, opts ...Option) (_ *Database, err error) {
+	defer wrapOpen(&err)
+	if c == nil {
+		return nil, fmt.Errorf("%w: connector is nil; use sqlite.NewConnector or postgres.NewConnector", ErrInvalidArgument)
+	}
+	return open(ctx, c, key, newConfig(opts))
+}
+
+func wrapOpen(errp *error) {
+	if *errp != nil {
+		*errp = &opError{op: "open", err: *errp}
+	}
+}
+
+// connectorFor picks the engine from a database URL. Errors wrap ErrInvalidURL and
+// never repeat the URL, which may hold a password.
+func connectorFor(url string, cfg config) (Connector, error) {
+	scheme, _, ok := strings.Cut(url, ":")
+	if !ok {
+		return nil, fmt.Errorf("%w: no scheme; %s", ErrInvalidURL, acceptedForms)
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite", "sqlite3":
+		sc, err := sqlite.ParseURL(url)
+		if err != nil {
+			return nil, err
+		}
 		if sc.BusyTimeout == 0 {
 			sc.BusyTimeout = cfg.busyTimeout
 		}
-		eng, err = sqlite.Open(ctx, sc)
-	case Postgres:
-		eng, err = postgres.Open(ctx, postgres.Config{URL: tgt.postgres, MaxConns: cfg.maxConns, ConnectTimeout: cfg.connectTimeout})
+		c, err := sqlite.NewConnector(sc)
+		if err != nil {
+			return nil, err // never a non-nil interface around a nil *Connector
+		}
+		return c, nil
+	case "postgres", "postgresql":
+		c, err := postgres.NewConnector(postgres.Config{URL: url, MaxConns: cfg.maxConns, ConnectTimeout: cfg.connectTimeout})
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	default:
+		return nil, fmt.Errorf("%w: unsupported scheme %q; %s", ErrInvalidURL, shorten(scheme), acceptedForms)
 	}
+}
+
+func open(ctx context.Context, c Connector, key keyring.MasterKey, cfg config) (*Database, error) {
+	if key.IsZero() {
+		return nil, keyring.ErrMasterKeyMissing
+	}
+	eng, err := engine.Connect(ctx, c.Dialect(), c)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.lastActive <= 0 {
-		cfg.lastActive = time.Minute
 	}
 	db := &Database{
 		eng:         eng,
 		now:         cfg.now,
 		log:         cfg.logger,
 		closed:      make(chan struct{}),
-		reads:       &stmtCache{pool: eng.Reader.DB, backend: eng.Backend},
+		reads:       newStmtCache(eng.Reader.DB, eng.Rebind),
+		writes:      newStmtCache(eng.Writer.DB, eng.Rebind),
 		hasher:      password.NewHasher(cfg.passwordPolicy),
 		autoApprove: cfg.autoApprove,
 		lastActive:  throttle{interval: cfg.lastActive},
+
+		insertUserSQL: strings.Replace(insertUserSQLTemplate, "{time}", eng.TimeParam, 1),
 	}
 	if err := db.start(ctx, key, cfg); err != nil {
-		_ = eng.Close()
+		_ = db.Close()
 		return nil, err
 	}
 	db.log.Info("pierredb: opened", "backend", eng.Backend, "location", eng.Info.Location,
@@ -171,10 +158,11 @@ func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config
 	kopts = append(kopts, keyring.WithClock(db.now))
 
 	// 1. A stored keyring is unlocked before anything is written, so that a wrong
-	// master key leaves the database untouched.
-	exists, err := tableExists(ctx, db.eng, "keyring_meta")
+	// master key leaves the database untouched. A database that has held data
+	// never gets a new keyring: that would make every stored secret unreadable.
+	exists, err := db.eng.TableExists(ctx, db.eng.Reader, "keyring_meta")
 	if err != nil {
-		return err
+		return db.classify(err)
 	}
 	if exists {
 		keys, err := keyring.Unlock(ctx, store, key, kopts...)
@@ -182,8 +170,11 @@ func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config
 		case err == nil:
 			db.keys = keys
 		case errors.Is(err, keyring.ErrKeyringEmpty):
+			if err := store.checkNeverInitialised(ctx); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("pierredb: open: %w", err)
+			return err
 		}
 	}
 
@@ -220,7 +211,7 @@ func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config
 			keys, err = keyring.Open(ctx, store, key, kopts...)
 		}
 		if err != nil {
-			return fmt.Errorf("pierredb: open: %w", err)
+			return err
 		}
 		db.keys = keys
 	}
@@ -237,7 +228,8 @@ func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config
 //	AUTO_APPROVE_USERS               true/false: overrides the stored auto-approval setting
 //
 // opts are applied after the environment, so an explicit option wins.
-func OpenFromEnv(ctx context.Context, opts ...Option) (*Database, error) {
+func OpenFromEnv(ctx context.Context, opts ...Option) (_ *Database, err error) {
+	defer wrapOpen(&err)
 	url := os.Getenv(EnvDatabaseURL)
 	if url == "" {
 		url = DefaultURL
@@ -260,14 +252,19 @@ func OpenFromEnv(ctx context.Context, opts ...Option) (*Database, error) {
 	}
 	key, err := keyring.LoadMasterKey(keyring.LoadOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("pierredb: %w", err)
+		return nil, err
 	}
 	prev, err := keyring.LoadPreviousMasterKey(keyring.LoadOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("pierredb: %w", err)
+		return nil, err
 	}
 	if !prev.IsZero() {
 		envOpts = append(envOpts, WithPreviousMasterKey(prev))
 	}
-	return OpenContext(ctx, url, key, append(envOpts, opts...)...)
+	cfg := newConfig(append(envOpts, opts...))
+	c, err := connectorFor(url, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, c, key, cfg)
 }

@@ -27,7 +27,7 @@ func FuzzDecodeCursor(f *testing.F) {
 			}
 			return
 		}
-		again, ok, err := decodeCursor(encodeCursor(c.createdAt.Time, c.id))
+		again, ok, err := decodeCursor(encodeCursor(c.at.Time, c.id))
 		if err != nil || !ok || again != c {
 			t.Fatalf("cursor %q does not round-trip: %+v vs %+v (%v)", s, c, again, err)
 		}

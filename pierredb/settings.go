@@ -3,6 +3,7 @@ package pierredb
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	"github.com/uptrace/bun"
 )
@@ -24,57 +25,53 @@ const (
 // setting for a Database opened with OpenFromEnv.
 const EnvAutoApproveUsers = "AUTO_APPROVE_USERS"
 
+// Settings is the handle on platform settings, from Database.Settings.
+type Settings struct{ db *Database }
+
+// Settings returns the handle on platform settings.
+func (db *Database) Settings() Settings { return Settings{db: db} }
+
 // AutoApproveUsers reports whether new users are created active. It is off by
 // default; WithAutoApproveUsers (or AUTO_APPROVE_USERS through OpenFromEnv)
-// overrides the stored setting.
-func (db *Database) AutoApproveUsers(ctx context.Context) (bool, error) {
-	if db.autoApprove != nil {
-		return *db.autoApprove, nil
+// overrides the stored setting. Users.Create reads the stored setting in the same
+// statement that inserts the user, so a change made by any instance applies to
+// the very next user.
+func (s Settings) AutoApproveUsers(ctx context.Context) (_ bool, err error) {
+	defer s.db.wrap(&err, "read auto-approval setting")
+	if s.db.autoApprove != nil {
+		return *s.db.autoApprove, nil
 	}
-	v, ok, err := db.setting(ctx, settingAutoApprove)
-	if err != nil || !ok {
+	row, err := s.db.queryRow(ctx, "SELECT value FROM system_settings WHERE key = ?", settingAutoApprove)
+	if err != nil {
 		return false, err
 	}
-	on, err := strconv.ParseBool(v)
-	if err != nil {
-		db.log.Warn("pierredb: stored auto-approval setting is not a boolean; treating it as off", "value", v)
+	var v string
+	switch err := row.Scan(&v); {
+	case isNoRows(err):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	// The spellings insertUserSQL accepts, and nothing else.
+	switch strings.ToLower(v) {
+	case "1", "t", "true":
+		return true, nil
+	case "0", "f", "false":
 		return false, nil
 	}
-	return on, nil
+	s.db.log.Warn("pierredb: stored auto-approval setting is not a boolean; treating it as off", "value", shorten(v))
+	return false, nil
 }
 
 // SetAutoApproveUsers stores the auto-approval setting. While an override is in
 // force (WithAutoApproveUsers, AUTO_APPROVE_USERS) it is stored but not used.
-func (db *Database) SetAutoApproveUsers(ctx context.Context, on bool) error {
-	return db.setSetting(ctx, settingAutoApprove, strconv.FormatBool(on))
-}
-
-func (db *Database) setting(ctx context.Context, key string) (string, bool, error) {
-	if err := db.checkOpen(); err != nil {
-		return "", false, err
-	}
-	row, err := db.queryRow(ctx, "SELECT value FROM system_settings WHERE key = ?", key)
-	if err != nil {
-		return "", false, db.opError("read setting", err)
-	}
-	var v string
-	switch err := row.Scan(&v); {
-	case err == nil:
-		return v, true, nil
-	case isNoRows(err):
-		return "", false, nil
-	default:
-		return "", false, db.opError("read setting", err)
-	}
-}
-
-func (db *Database) setSetting(ctx context.Context, key, value string) error {
-	row := settingRow{Key: key, Value: value, UpdatedAt: at(db.now())}
-	err := db.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+func (s Settings) SetAutoApproveUsers(ctx context.Context, on bool) (err error) {
+	defer s.db.wrap(&err, "write auto-approval setting")
+	row := settingRow{Key: settingAutoApprove, Value: strconv.FormatBool(on), UpdatedAt: at(s.db.now())}
+	return s.db.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		_, err := tx.NewInsert().Model(&row).
 			On("CONFLICT (key) DO UPDATE").Set("value = EXCLUDED.value").Set("updated_at = EXCLUDED.updated_at").
 			Exec(ctx)
 		return err
 	})
-	return db.opError("write setting", err)
 }

@@ -46,7 +46,7 @@ func (t *dbTime) Scan(src any) error {
 	case []byte:
 		return t.parse(string(v))
 	default:
-		return fmt.Errorf("pierredb: cannot scan %T into a timestamp", src)
+		return fmt.Errorf("cannot scan %T into a timestamp", src)
 	}
 }
 
@@ -57,5 +57,5 @@ func (t *dbTime) parse(s string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("pierredb: %q is not a timestamp", s)
+	return fmt.Errorf("%q is not a timestamp", s)
 }

@@ -49,7 +49,7 @@ func BenchmarkUsers(b *testing.B) {
 					b.ReportAllocs()
 					i := 0
 					for b.Loop() {
-						u, err := f.db.GetUserByEmail(b.Context(), f.emails[i%len(f.emails)])
+						u, err := f.db.Users().GetByEmail(b.Context(), f.emails[i%len(f.emails)])
 						if err != nil {
 							b.Fatal(err)
 						}
@@ -96,7 +96,7 @@ func BenchmarkUsers(b *testing.B) {
 				b.Run("pierre", func(b *testing.B) {
 					b.ReportAllocs()
 					for b.Loop() {
-						page, err := f.db.ListUsers(b.Context(), pierredb.UserFilter{Limit: 50})
+						page, err := f.db.Users().List(b.Context(), pierredb.UserFilter{Limit: 50})
 						if err != nil {
 							b.Fatal(err)
 						}
@@ -168,7 +168,7 @@ func BenchmarkUsers(b *testing.B) {
 				b.Run("total", func(b *testing.B) {
 					b.ReportAllocs()
 					for b.Loop() {
-						_, err := f.db.CreateUser(b.Context(), pierredb.NewUser{
+						_, err := f.db.Users().Create(b.Context(), pierredb.NewUser{
 							Email:       benchEmail("create"),
 							Password:    benchPassword,
 							DisplayName: "Bench User",

@@ -50,7 +50,7 @@ func run(logger *slog.Logger) error {
 	fmt.Printf("  backend:      %s (%s)\n", info.Backend, info.Driver)
 	fmt.Printf("  location:     %s\n", info.Location)
 	fmt.Printf("  keyring:      %s (master key %s)\n", info.KeyringID, info.MasterKeyFingerprint)
-	status, err := db.MigrationStatus(ctx)
+	status, err := db.Migrations(ctx)
 	if err != nil {
 		return err
 	}

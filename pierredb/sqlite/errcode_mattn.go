@@ -8,12 +8,13 @@ import (
 	"github.com/mattn/go-sqlite3"
 )
 
-// extendedCode returns the extended result code of a github.com/mattn/go-sqlite3
-// error. The build constraint is the one under which sqliteshim picks mattn.
-func extendedCode(err error) (int, bool) {
+// driverError returns the extended result code and the message of a
+// github.com/mattn/go-sqlite3 error in err's chain. The build constraint is the one
+// under which sqliteshim picks mattn.
+func driverError(err error) (code int, msg string, ok bool) {
 	var e sqlite3.Error
 	if errors.As(err, &e) {
-		return int(e.ExtendedCode), true
+		return int(e.ExtendedCode), e.Error(), true
 	}
-	return 0, false
+	return 0, "", false
 }

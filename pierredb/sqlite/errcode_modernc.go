@@ -8,12 +8,13 @@ import (
 	"modernc.org/sqlite"
 )
 
-// extendedCode returns the extended result code of a modernc.org/sqlite error.
-// The build constraint is the one under which sqliteshim picks modernc.
-func extendedCode(err error) (int, bool) {
+// driverError returns the extended result code and the message of a
+// modernc.org/sqlite error in err's chain. The build constraint is the one under
+// which sqliteshim picks modernc.
+func driverError(err error) (code int, msg string, ok bool) {
 	var e *sqlite.Error
 	if errors.As(err, &e) {
-		return e.Code(), true
+		return e.Code(), e.Error(), true
 	}
-	return 0, false
+	return 0, "", false
 }

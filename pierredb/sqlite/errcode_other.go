@@ -2,5 +2,5 @@
 
 package sqlite
 
-// extendedCode has no driver to ask on platforms without a SQLite driver.
-func extendedCode(error) (int, bool) { return 0, false }
+// driverError has no driver to ask on platforms without a SQLite driver.
+func driverError(error) (code int, msg string, ok bool) { return 0, "", false }

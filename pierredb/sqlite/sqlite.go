@@ -1,15 +1,3 @@
-// Package sqlite is pierredb's SQLite connector: file and in-memory databases,
-// per-connection pragmas that are read back at startup, a single-connection writer
-// pool whose transactions begin IMMEDIATE beside a small query_only reader pool, the
-// embedded SQLite migrations and the mapping of SQLite errors onto pierredb's
-// sentinel errors.
-//
-// Applications do not use this package directly: pierredb.Open picks it for
-// "sqlite:" URLs. It works with either driver that bun's sqliteshim selects:
-// modernc.org/sqlite (the default, pure Go) or github.com/mattn/go-sqlite3 (build
-// with -tags cgosqlite). Pragmas are executed as statements on every new connection
-// rather than spelled in the DSN, because each driver silently ignores the other's
-// DSN pragma syntax.
 package sqlite
 
 import (
@@ -20,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -66,37 +56,130 @@ const (
 // connection or process before it reports SQLITE_BUSY.
 const DefaultBusyTimeout = 5 * time.Second
 
-// Config says which SQLite database to open and how.
+// maxBusyTimeout is the largest busy_timeout SQLite holds (an int of milliseconds).
+const maxBusyTimeout = math.MaxInt32 * time.Millisecond
+
+// Config says which SQLite database to open and how. Set exactly one of Path and
+// Memory; the zero value of every other field is the documented default.
 type Config struct {
-	// Path is the database file. Ignored when Memory is set.
+	// Path is the database file, absolute or relative to the working directory at
+	// the time the database is opened. It must be valid UTF-8 without NUL bytes.
 	Path string
-	// Memory opens a private in-memory database that lives as long as the Engine.
+	// Memory opens a private in-memory database that lives as long as the database
+	// handle that opened it; each open starts empty. Path must then be empty.
 	Memory bool
-	// Mode is the open mode; empty means ModeReadWriteCreate.
+	// Mode is the open mode; empty means ModeReadWriteCreate. An in-memory database
+	// cannot be ModeReadOnly.
 	Mode Mode
-	// BusyTimeout is the busy_timeout pragma; zero means DefaultBusyTimeout.
+	// BusyTimeout is the busy_timeout pragma; zero means DefaultBusyTimeout. It is
+	// rounded up to a whole millisecond; a negative value is an error.
 	BusyTimeout time.Duration
-	// ReadConns is the size of the reader pool; zero means max(2, GOMAXPROCS).
+	// ReadConns is the size of the reader pool of a file database; zero means
+	// max(2, GOMAXPROCS). An in-memory database has a single connection.
 	ReadConns int
 }
 
-// Open opens the database that cfg describes, applies and reads back the pragmas on
-// both pools, and returns the Engine.
-func Open(ctx context.Context, cfg Config) (*engine.Engine, error) {
+// normalize checks cfg and fills in its defaults, without I/O.
+func (cfg Config) normalize() (Config, error) {
 	if cfg.Mode == "" {
 		cfg.Mode = ModeReadWriteCreate
 	}
 	switch cfg.Mode {
 	case ModeReadWriteCreate, ModeReadWrite, ModeReadOnly:
 	default:
-		return nil, fmt.Errorf("%w: sqlite mode %q is not one of rwc, rw, ro", engine.ErrInvalidURL, cfg.Mode)
+		return cfg, fmt.Errorf("%w: sqlite mode %q is not one of rwc, rw, ro", engine.ErrInvalidArgument, shorten(string(cfg.Mode)))
 	}
-	if cfg.BusyTimeout <= 0 {
+	switch {
+	case cfg.Memory && cfg.Path != "":
+		return cfg, fmt.Errorf("%w: sqlite config sets both Path and Memory; set one", engine.ErrInvalidArgument)
+	case cfg.Memory && cfg.Mode == ModeReadOnly:
+		return cfg, fmt.Errorf("%w: an in-memory sqlite database cannot be read-only", engine.ErrInvalidArgument)
+	case !cfg.Memory && cfg.Path == "":
+		return cfg, fmt.Errorf("%w: sqlite config sets neither Path nor Memory", engine.ErrInvalidArgument)
+	case !cfg.Memory:
+		if problem := pathProblem(cfg.Path); problem != "" {
+			return cfg, fmt.Errorf("%w: %s", engine.ErrInvalidArgument, problem)
+		}
+	}
+	switch {
+	case cfg.BusyTimeout < 0:
+		return cfg, fmt.Errorf("%w: sqlite busy timeout %v is negative", engine.ErrInvalidArgument, cfg.BusyTimeout)
+	case cfg.BusyTimeout == 0:
 		cfg.BusyTimeout = DefaultBusyTimeout
+	case cfg.BusyTimeout > maxBusyTimeout:
+		return cfg, fmt.Errorf("%w: sqlite busy timeout %v is longer than SQLite holds (%v)", engine.ErrInvalidArgument, cfg.BusyTimeout, maxBusyTimeout)
+	default:
+		cfg.BusyTimeout = (cfg.BusyTimeout + time.Millisecond - 1).Truncate(time.Millisecond)
 	}
-	if cfg.ReadConns <= 0 {
+	switch {
+	case cfg.ReadConns < 0:
+		return cfg, fmt.Errorf("%w: sqlite reader pool size %d is negative", engine.ErrInvalidArgument, cfg.ReadConns)
+	case cfg.ReadConns == 0:
 		cfg.ReadConns = max(2, runtime.GOMAXPROCS(0))
 	}
+	return cfg, nil
+}
+
+// pathProblem says what makes path unusable as a database file name, or "".
+// It never repeats the path.
+func pathProblem(path string) string {
+	switch {
+	case strings.IndexByte(path, 0) >= 0:
+		return "sqlite path contains a NUL byte"
+	case !utf8.ValidString(path):
+		return "sqlite path is not valid UTF-8"
+	}
+	return ""
+}
+
+// Connector opens the SQLite database that its Config describes. Make one with
+// NewConnector and pass it to pierredb.OpenConnector; it holds no connection
+// itself, so it may be used any number of times, also concurrently.
+type Connector struct {
+	cfg Config
+}
+
+// NewConnector checks cfg and returns a Connector for it. It does no I/O: a missing
+// file (ModeReadWrite, ModeReadOnly) or an unwritable directory is reported when the
+// database is opened. Errors wrap pierredb.ErrInvalidArgument.
+func NewConnector(cfg Config) (*Connector, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	return &Connector{cfg: cfg}, nil
+}
+
+// Dialect returns "sqlite", the name under which this package registers how its
+// connectors are opened.
+func (c *Connector) Dialect() string { return string(engine.SQLite) }
+
+// Config returns the configuration the Connector opens, with its defaults filled
+// in (Mode, BusyTimeout, ReadConns). Path is returned as given.
+func (c *Connector) Config() Config { return c.cfg }
+
+func init() {
+	engine.Register(string(engine.SQLite), connect)
+}
+
+// connect opens a *Connector for pierredb through engine.Connect.
+func connect(ctx context.Context, c any) (*engine.Engine, error) {
+	conn, ok := c.(*Connector)
+	if !ok || conn == nil {
+		return nil, fmt.Errorf("%w: the sqlite dialect opens a non-nil *sqlite.Connector, not %T", engine.ErrInvalidArgument, c)
+	}
+	// Normalize again: a Connector{} that did not come from NewConnector is
+	// checked here rather than opened with a zero config.
+	cfg, err := conn.cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, cfg)
+}
+
+// open opens the database that the normalized cfg describes, applies and reads back
+// the pragmas on both pools, and returns the Engine.
+func open(ctx context.Context, cfg Config) (*engine.Engine, error) {
 	if !sqliteshim.HasDriver() {
 		return nil, fmt.Errorf("%w: no SQLite driver is built for this platform (build with cgo and -tags cgosqlite)", engine.ErrDriver)
 	}
@@ -121,19 +204,16 @@ func openMemory(ctx context.Context, cfg Config) (*engine.Engine, error) {
 		Writer:     db,
 		Reader:     db,
 		Migrations: Migrations(),
-		Classify:   classify,
+		Dialect:    dialect(),
 		Info:       engine.Info{Driver: driverName(), Location: ":memory:", Settings: settings(ctx, pool)},
 		Close:      pool.Close,
 	}, nil
 }
 
 func openFile(ctx context.Context, cfg Config) (*engine.Engine, error) {
-	if cfg.Path == "" {
-		return nil, fmt.Errorf("%w: sqlite path is empty", engine.ErrInvalidURL)
-	}
 	path, err := filepath.Abs(cfg.Path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: sqlite path %q: %v", engine.ErrInvalidURL, cfg.Path, err)
+		return nil, fmt.Errorf("%w: sqlite path %q: %v", engine.ErrInvalidArgument, cfg.Path, err)
 	}
 	if err := prepareFile(path, cfg.Mode); err != nil {
 		return nil, err
@@ -155,7 +235,7 @@ func openFile(ctx context.Context, cfg Config) (*engine.Engine, error) {
 		db := bun.NewDB(pool, sqlitedialect.New())
 		return &engine.Engine{
 			Backend: engine.SQLite, Writer: db, Reader: db, Migrations: Migrations(),
-			Classify: classify, ReadOnly: true,
+			Dialect: dialect(), ReadOnly: true,
 			Info:  engine.Info{Driver: driverName(), Location: path, Settings: settings(ctx, pool)},
 			Close: pool.Close,
 		}, nil
@@ -179,7 +259,7 @@ func openFile(ctx context.Context, cfg Config) (*engine.Engine, error) {
 		Writer:     bun.NewDB(writer, sqlitedialect.New()),
 		Reader:     bun.NewDB(reader, sqlitedialect.New()),
 		Migrations: Migrations(),
-		Classify:   classify,
+		Dialect:    dialect(),
 		Info:       engine.Info{Driver: driverName(), Location: path, Settings: settings(ctx, writer)},
 		Close: func() error {
 			// Readers first, so that the writer's close is the last one and SQLite
@@ -200,7 +280,7 @@ func prepareFile(path string, mode Mode) error {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("pierredb: create directory for sqlite database: %w", err)
+		return fmt.Errorf("create directory for sqlite database: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	switch {
@@ -209,7 +289,7 @@ func prepareFile(path string, mode Mode) error {
 	case errors.Is(err, fs.ErrExist):
 		return nil
 	default:
-		return fmt.Errorf("pierredb: create sqlite database file: %w", err)
+		return fmt.Errorf("create sqlite database file: %w", err)
 	}
 }
 
@@ -233,7 +313,7 @@ func readerPragmas(busy time.Duration) []string {
 }
 
 func newPool(dsn string, size int, busy time.Duration, pragmas []string) *sql.DB {
-	pool := sql.OpenDB(&connector{dsn: dsn, pragmas: pragmas, busy: busy})
+	pool := sql.OpenDB(&pragmaConnector{dsn: dsn, pragmas: pragmas, busy: busy})
 	pool.SetMaxOpenConns(size)
 	pool.SetMaxIdleConns(size)
 	pool.SetConnMaxLifetime(0)
@@ -241,8 +321,9 @@ func newPool(dsn string, size int, busy time.Duration, pragmas []string) *sql.DB
 	return pool
 }
 
-// connector runs the pragmas on every new connection, whichever driver is built.
-type connector struct {
+// pragmaConnector runs the pragmas on every new connection, whichever driver is
+// built.
+type pragmaConnector struct {
 	dsn     string
 	pragmas []string
 	busy    time.Duration
@@ -250,7 +331,7 @@ type connector struct {
 
 const pragmaWAL = "PRAGMA journal_mode = WAL"
 
-func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+func (c *pragmaConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := sqliteshim.Driver().Open(c.dsn)
 	if err != nil {
 		return nil, err
@@ -268,7 +349,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		if err != nil {
 			_ = conn.Close()
-			return nil, fmt.Errorf("pierredb: sqlite %s: %w", p, classify(err))
+			return nil, fmt.Errorf("sqlite %s: %w", p, classify(err))
 		}
 	}
 	return conn, nil
@@ -278,7 +359,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 // journal mode needs an exclusive lock and SQLite reports SQLITE_BUSY at once
 // instead of running the busy handler, so connections opened together (several
 // processes starting on a new file) retry here until busy_timeout runs out.
-func (c *connector) enableWAL(ctx context.Context, conn driver.Conn, execer driver.ExecerContext) error {
+func (c *pragmaConnector) enableWAL(ctx context.Context, conn driver.Conn, execer driver.ExecerContext) error {
 	deadline := time.Now().Add(c.busy)
 	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
 		mode, err := queryString(ctx, conn, "PRAGMA journal_mode")
@@ -327,7 +408,7 @@ func queryString(ctx context.Context, conn driver.Conn, query string) (string, e
 	}
 }
 
-func (c *connector) Driver() driver.Driver { return sqliteshim.Driver() }
+func (c *pragmaConnector) Driver() driver.Driver { return sqliteshim.Driver() }
 
 type expected struct {
 	journal   string // "" accepts any journal mode
@@ -340,7 +421,7 @@ type expected struct {
 func readBack(ctx context.Context, pool *sql.DB, name string, want expected) error {
 	conn, err := pool.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("pierredb: open sqlite %s connection: %w", name, classify(err))
+		return fmt.Errorf("connect sqlite %s pool: %w", name, classify(err))
 	}
 	defer conn.Close()
 	checks := []struct {
@@ -355,7 +436,7 @@ func readBack(ctx context.Context, pool *sql.DB, name string, want expected) err
 	for _, c := range checks {
 		var got string
 		if err := conn.QueryRowContext(ctx, "PRAGMA "+c.pragma).Scan(&got); err != nil {
-			return fmt.Errorf("pierredb: read back sqlite pragma %s on %s: %w", c.pragma, name, classify(err))
+			return fmt.Errorf("read back sqlite pragma %s on the %s pool: %w", c.pragma, name, classify(err))
 		}
 		if c.want != "" && !strings.EqualFold(got, c.want) {
 			return fmt.Errorf("%w: sqlite pragma %s is %q on the %s pool, want %q (driver %s)",

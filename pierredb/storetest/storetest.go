@@ -1,14 +1,19 @@
-// Package storetest runs tests against every database engine pierredb supports:
-// SQLite always, PostgreSQL when PIERREDB_TEST_POSTGRES_URL names a server. Each
-// test gets a database of its own (a file in t.TempDir(), or a fresh PostgreSQL
-// schema dropped when the test ends), so tests may run in parallel.
+// Package storetest is pierredb's conformance suite: every behaviour of every
+// domain, run against every database engine pierredb supports (SQLite always,
+// PostgreSQL when PIERREDB_TEST_POSTGRES_URL names a server). A host runs all of
+// it against its own PostgreSQL server with one line in a test file:
 //
-// Host applications can use it for their own integration tests:
+//	func TestPierre(t *testing.T) { storetest.Conformance(t) }
+//
+// and can use the same engines for its own integration tests:
 //
 //	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
 //		db := e.Open(t)
 //		...
 //	})
+//
+// Each test gets a database of its own (a file in t.TempDir(), or a fresh
+// PostgreSQL schema dropped when the test ends), so tests run in parallel.
 //
 // Environment:
 //
@@ -17,6 +22,7 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -24,11 +30,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver for schema management
+	"github.com/uptrace/bun/driver/sqliteshim"
 
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb"
@@ -39,6 +48,51 @@ const (
 	EnvPostgresURL     = "PIERREDB_TEST_POSTGRES_URL"
 	EnvRequirePostgres = "PIERREDB_REQUIRE_POSTGRES"
 )
+
+// suiteCase is one behaviour test of the conformance suite, registered by the
+// file of its domain.
+type suiteCase struct {
+	domain, name string
+	run          func(t *testing.T)
+}
+
+var suite []suiteCase
+
+// register adds a behaviour test to the suite; each domain file registers its
+// own. run calls Run (or Engine methods) to reach the engines.
+func register(domain, name string, run func(t *testing.T)) bool {
+	suite = append(suite, suiteCase{domain: domain, name: name, run: run})
+	return true
+}
+
+// Conformance runs every behaviour test of every domain on every available
+// engine, as subtests named <Domain>/<Test>/<engine>: SQLite always, PostgreSQL
+// when PIERREDB_TEST_POSTGRES_URL is set (and PIERREDB_REQUIRE_POSTGRES=1 makes a
+// missing server a failure instead of a skip).
+func Conformance(t *testing.T) {
+	cases := slices.Clone(suite)
+	slices.SortStableFunc(cases, func(a, b suiteCase) int {
+		return cmp.Or(cmp.Compare(a.domain, b.domain), cmp.Compare(a.name, b.name))
+	})
+	byDomain := map[string][]suiteCase{}
+	var domains []string
+	for _, c := range cases {
+		if _, ok := byDomain[c.domain]; !ok {
+			domains = append(domains, c.domain)
+		}
+		byDomain[c.domain] = append(byDomain[c.domain], c)
+	}
+	for _, d := range domains {
+		t.Run(d, func(t *testing.T) {
+			for _, c := range byDomain[d] {
+				t.Run(c.name, func(t *testing.T) {
+					t.Parallel()
+					c.run(t)
+				})
+			}
+		})
+	}
+}
 
 // Engine is one database engine under test.
 type Engine struct {
@@ -73,6 +127,21 @@ func Run(t *testing.T, fn func(t *testing.T, e Engine)) {
 			e.Require(t)
 			fn(t, e)
 		})
+	}
+}
+
+// RunOn runs fn as Run does, on one engine only: for a behaviour that only one
+// engine can show (SQLite's text timestamps, say), so that no engine reports a
+// skipped subtest.
+func RunOn(t *testing.T, backend pierredb.Backend, fn func(t *testing.T, e Engine)) {
+	t.Helper()
+	for _, e := range Engines() {
+		if e.Backend == backend {
+			t.Run(string(e.Backend), func(t *testing.T) {
+				e.Require(t)
+				fn(t, e)
+			})
+		}
 	}
 }
 
@@ -191,4 +260,24 @@ func newPostgresSchema(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// OpenRaw opens url (a URL from NewURL) with the plain database/sql driver,
+// bypassing pierre, and closes it when t ends: for tests that must look at or
+// tamper with the stored bytes the way an operator with sqlite3 or psql would.
+func (e Engine) OpenRaw(t testing.TB, url string) *sql.DB {
+	t.Helper()
+	var db *sql.DB
+	var err error
+	switch e.Backend {
+	case pierredb.SQLite:
+		db, err = sql.Open(sqliteshim.ShimName, "file:"+strings.TrimPrefix(url, "sqlite:"))
+	default:
+		db, err = sql.Open("pgx", url)
+	}
+	if err != nil {
+		t.Fatalf("open raw %s connection: %v", e.Backend, err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }

@@ -1,13 +1,18 @@
 // Package engine is the contract between pierredb and its dialect packages
-// (pierredb/sqlite, pierredb/postgres). A dialect opens connections and returns an
-// Engine; pierredb writes every query once against the Engine's bun handles.
+// (pierredb/sqlite, pierredb/postgres). A dialect opens connections and builds an
+// Engine: the pools, the migrations, and every way the engine differs from the
+// other one, as data and functions. pierredb writes each query once against the
+// Engine and never asks which engine it runs on.
+//
 // Dialects import this package, never pierredb itself, so imports run one way.
 package engine
 
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io/fs"
+	"sync"
 
 	"github.com/uptrace/bun"
 )
@@ -32,22 +37,56 @@ type Engine struct {
 	Reader *bun.DB
 	// Migrations holds this dialect's *.sql migrations at its root, and nothing else.
 	Migrations fs.FS
+	// ReadOnly reports that the database was opened read-only (SQLite mode=ro).
+	ReadOnly bool
+	// Info describes the connection for diagnostics: no secrets.
+	Info Info
+
+	Dialect
+
 	// LockMigrations serialises migration runs across processes and returns the
 	// function that releases the lock. It may be nil when the Writer transactions
 	// alone serialise writers (SQLite).
 	LockMigrations func(ctx context.Context) (unlock func(), err error)
 	// PrepareSchema runs under the migration lock before migrations (PostgreSQL
-	// creates the schema named by search_path). It may be nil.
+	// creates the schema that pierre's tables live in). It may be nil.
 	PrepareSchema func(ctx context.Context) error
-	// Classify maps a driver error onto the sentinel errors of this package and keeps
-	// the driver error in the chain. It returns nil for nil.
-	Classify func(err error) error
-	// ReadOnly reports that the database was opened read-only (SQLite mode=ro).
-	ReadOnly bool
-	// Info describes the connection for diagnostics: no secrets.
-	Info Info
-	// Close releases every pool.
+	// Close releases every pool the dialect opened (and none the host lent it).
 	Close func() error
+}
+
+// Dialect is everything that differs between the engines once connected.
+type Dialect struct {
+	// RowLock is the locking clause a SELECT takes on rows that its transaction
+	// will change ("UPDATE" on PostgreSQL), or "" where a write transaction already
+	// excludes every other writer (SQLite's IMMEDIATE transactions).
+	RowLock string
+	// LockName takes a lock named name that lasts until tx ends, so that
+	// transactions that check an invariant over many rows (another admin remains,
+	// another owner remains) run one at a time. It is a no-op where write
+	// transactions are already serial (SQLite).
+	LockName func(ctx context.Context, tx bun.IDB, name string) error
+	// TableExists reports whether pierre's schema holds table.
+	TableExists func(ctx context.Context, db bun.IDB, table string) (bool, error)
+	// TimeParam is how a statement writes a bound timestamp where the engine
+	// cannot tell its type from a column (a branch of CASE): "?" on SQLite, which
+	// stores timestamps as text, "CAST(? AS TIMESTAMPTZ)" on PostgreSQL.
+	TimeParam string
+	// Rebind turns the '?' placeholders of a hand-written statement into the
+	// engine's own. Statements passed to it hold no '?' inside literals.
+	Rebind func(query string) string
+	// Classify maps a driver error onto the sentinel errors of this package and
+	// keeps the driver error in the chain. It returns nil for nil.
+	Classify func(err error) error
+}
+
+// ForUpdate is the SQL suffix that locks the rows a SELECT reads until the
+// transaction ends: " FOR UPDATE", or "" where RowLock is empty.
+func (d Dialect) ForUpdate() string {
+	if d.RowLock == "" {
+		return ""
+	}
+	return " FOR " + d.RowLock
 }
 
 // Info is what a dialect reports about an open database.
@@ -58,6 +97,8 @@ type Info struct {
 	// Location is where the data lives, with any password removed: a file path,
 	// ":memory:", or host:port/database.
 	Location string
+	// Schema is the PostgreSQL schema that holds pierre's tables ("" on SQLite).
+	Schema string
 	// Settings holds the connection settings read back from the server after they were
 	// applied (SQLite pragmas; PostgreSQL search_path, application_name, ...).
 	Settings map[string]string
@@ -66,4 +107,31 @@ type Info struct {
 // Stats returns the pool statistics of the writer and reader pools.
 func (e *Engine) Stats() (write, read sql.DBStats) {
 	return e.Writer.DB.Stats(), e.Reader.DB.Stats()
+}
+
+// Connect functions are registered by the dialect packages for their public
+// connector types, so that pierredb can open a connector without a dialect
+// exporting a function that returns this package's types.
+var (
+	connectMu sync.RWMutex
+	connects  = map[string]func(ctx context.Context, connector any) (*Engine, error){}
+)
+
+// Register records how to open the connectors of dialect name. Dialect packages
+// call it from init.
+func Register(name string, connect func(ctx context.Context, connector any) (*Engine, error)) {
+	connectMu.Lock()
+	defer connectMu.Unlock()
+	connects[name] = connect
+}
+
+// Connect opens connector, which names its dialect.
+func Connect(ctx context.Context, dialect string, connector any) (*Engine, error) {
+	connectMu.RLock()
+	connect := connects[dialect]
+	connectMu.RUnlock()
+	if connect == nil {
+		return nil, fmt.Errorf("%w: no dialect %q is linked in; use a connector from pierredb/sqlite or pierredb/postgres", ErrInvalidArgument, dialect)
+	}
+	return connect(ctx, connector)
 }

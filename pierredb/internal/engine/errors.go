@@ -4,19 +4,23 @@ import "errors"
 
 // Sentinel errors. pierredb re-exports each under the same name, so callers test
 // them with errors.Is(err, pierredb.ErrNotFound) whichever package produced them.
+// They carry no package prefix: pierredb adds "pierredb: <operation>: " once, where
+// a public method returns.
 var (
-	ErrNotFound           = errors.New("pierredb: not found")
-	ErrAlreadyExists      = errors.New("pierredb: already exists")
-	ErrConflict           = errors.New("pierredb: conflict")
-	ErrInvalidArgument    = errors.New("pierredb: invalid argument")
-	ErrBusy               = errors.New("pierredb: database busy, try again")
-	ErrInvalidURL         = errors.New("pierredb: invalid database URL")
-	ErrUnreachable        = errors.New("pierredb: database server is not reachable")
-	ErrConnectionRejected = errors.New("pierredb: database server rejected the connection")
-	ErrReadOnly           = errors.New("pierredb: database is read-only")
-	ErrSchemaNotCurrent   = errors.New("pierredb: database schema is not current")
-	ErrDriver             = errors.New("pierredb: driver misbehaves")
-	ErrClosed             = errors.New("pierredb: database is closed")
+	ErrNotFound           = errors.New("not found")
+	ErrAlreadyExists      = errors.New("already exists")
+	ErrConflict           = errors.New("conflict")
+	ErrInvalidArgument    = errors.New("invalid argument")
+	ErrBusy               = errors.New("database busy, try again")
+	ErrInvalidURL         = errors.New("invalid database URL")
+	ErrUnreachable        = errors.New("database server is not reachable")
+	ErrConnectionRejected = errors.New("database server rejected the connection")
+	ErrTLS                = errors.New("TLS handshake with the database server failed")
+	ErrReadOnly           = errors.New("database is read-only")
+	ErrSchemaNotCurrent   = errors.New("database schema is not current")
+	ErrDriver             = errors.New("driver misbehaves")
+	ErrUnsafeSession      = errors.New("database session settings are unsafe")
+	ErrClosed             = errors.New("database is closed")
 )
 
 // Classified joins a sentinel with the driver error it was derived from: errors.Is
@@ -24,6 +28,9 @@ var (
 type Classified struct {
 	Sentinel error
 	Cause    error
+	// Columns names the columns of the unique key that a unique violation hit (no
+	// values), when the driver says; domain code turns it into words.
+	Columns []string
 }
 
 // Error implements error. Driver messages name constraints and columns, never values.
@@ -38,4 +45,14 @@ func Classify(sentinel, cause error) error {
 		return cause
 	}
 	return &Classified{Sentinel: sentinel, Cause: cause}
+}
+
+// UniqueColumns returns the columns of the unique key that err violated, or nil
+// when err is not a classified unique violation or the driver did not say.
+func UniqueColumns(err error) []string {
+	var c *Classified
+	if errors.As(err, &c) && c.Sentinel == ErrAlreadyExists {
+		return c.Columns
+	}
+	return nil
 }

@@ -1,0 +1,93 @@
+package pierredb
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/pierre-mcp/pierre/keyring"
+	"github.com/pierre-mcp/pierre/pierredb/internal/password"
+)
+
+// Option adjusts how Open connects and how the Database behaves. The zero
+// configuration is the documented default of each option.
+type Option func(*config)
+
+type config struct {
+	maxConns       int
+	connectTimeout time.Duration
+	busyTimeout    time.Duration
+	noMigrations   bool
+	logger         *slog.Logger
+	now            func() time.Time
+	previousKey    keyring.MasterKey
+	passwordPolicy PasswordPolicy
+	autoApprove    *bool
+	lastActive     time.Duration
+}
+
+// PasswordPolicy is the argon2id cost of new password hashes. Zero fields mean the
+// defaults (m=19456 KiB, t=2, p=1), which are also the floor: a policy can only
+// raise the cost.
+type PasswordPolicy = password.Policy
+
+// WithPasswordPolicy raises the cost of new password hashes; users whose stored
+// hash is below it are rehashed at their next login.
+func WithPasswordPolicy(p PasswordPolicy) Option { return func(c *config) { c.passwordPolicy = p } }
+
+// WithAutoApproveUsers overrides the stored auto-approval setting: new users are
+// created active (true) or pending (false) whatever Settings.SetAutoApproveUsers
+// stored.
+func WithAutoApproveUsers(on bool) Option { return func(c *config) { c.autoApprove = &on } }
+
+// WithLastActiveInterval sets how often Users.Touch (and a login) writes a user's
+// last_active (default one minute); more frequent calls for the same user do
+// nothing.
+func WithLastActiveInterval(d time.Duration) Option { return func(c *config) { c.lastActive = d } }
+
+// WithMaxConnections bounds the PostgreSQL pool that Open creates (default 10,
+// or DATABASE_MAX_CONNECTIONS with OpenFromEnv). SQLite ignores it: it keeps one
+// writer connection and a reader pool sized to GOMAXPROCS. OpenConnector ignores
+// it: the connector carries its own settings.
+func WithMaxConnections(n int) Option { return func(c *config) { c.maxConns = n } }
+
+// WithConnectTimeout bounds each PostgreSQL connection attempt of a pool that
+// Open creates, when the URL has no connect_timeout (default 5 s).
+func WithConnectTimeout(d time.Duration) Option { return func(c *config) { c.connectTimeout = d } }
+
+// WithBusyTimeout sets how long SQLite waits for another writer's lock (default
+// 5 s, or busy_timeout in the URL).
+func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
+
+// WithoutMigrations makes Open leave the schema alone. Open then fails with
+// ErrSchemaNotCurrent if migrations are pending: use it when a deploy step migrates.
+func WithoutMigrations() Option { return func(c *config) { c.noMigrations = true } }
+
+// WithLogger sends pierredb's few operational log lines (open, migrations applied,
+// keyring created) to l. By default pierredb logs nothing.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithClock replaces time.Now for every timestamp the store writes (tests).
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithPreviousMasterKey lets Open unlock keys still wrapped by the previous master
+// key during a rollover (see keyring.WithPreviousMasterKey).
+func WithPreviousMasterKey(k keyring.MasterKey) Option {
+	return func(c *config) { c.previousKey = k }
+}
+
+func newConfig(opts []Option) config {
+	var c config
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.lastActive <= 0 {
+		c.lastActive = time.Minute
+	}
+	return c
+}
