@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pierre-mcp/pierre/pierredb/internal/engine"
 	"github.com/pierre-mcp/pierre/pierredb/internal/password"
@@ -54,6 +55,17 @@ var (
 	// an active admin, a user approving themselves).
 	ErrPermissionDenied = errors.New("permission denied")
 
+	// ErrInvalidCredential: an API key, admin token or client secret is
+	// malformed, unknown or wrong; which of these is not said, on purpose.
+	ErrInvalidCredential = errors.New("invalid credential")
+	// ErrExpired: the credential's expiry has passed.
+	ErrExpired = errors.New("credential expired")
+	// ErrRevoked: the credential was revoked or deactivated.
+	ErrRevoked = errors.New("credential revoked")
+	// ErrRateLimited: the credential's quota for the current window is used up;
+	// the error is a *RateLimitError that says when the window resets.
+	ErrRateLimited = errors.New("rate limit exceeded")
+
 	// ErrInvalidCredentials: the email or the password is wrong (which one is not
 	// said, on purpose).
 	ErrInvalidCredentials = errors.New("invalid email or password")
@@ -66,6 +78,22 @@ var (
 	// ErrPasswordTooLong: a password is longer than 4096 bytes.
 	ErrPasswordTooLong = password.ErrTooLong
 )
+
+// RateLimitError is the error of a request over its quota: errors.Is(err,
+// ErrRateLimited) holds, and errors.As gives the limit and when it resets.
+type RateLimitError struct {
+	// Limit is the number of requests allowed per window.
+	Limit int64
+	// Reset is when the current window ends and the quota is whole again.
+	Reset time.Time
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("%s: %d requests per window used up; retry after %s", ErrRateLimited, e.Limit, e.Reset.UTC().Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrRateLimited) hold.
+func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
 
 // opError names the public operation that failed. Each public method wraps its
 // error exactly once (see Database.wrap), so every message reads

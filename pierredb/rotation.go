@@ -17,11 +17,12 @@ import (
 // registry, so a new encrypted column is rotated without touching this file.
 type sealedColumn struct {
 	table, column string
-	// bind names the columns (besides id and tenant_id) that the envelope's
-	// context binds, and builds the context from the row's values of id,
-	// tenant_id and those columns, in that order.
-	bind    []string
-	context func(id, tenantID string, bound []string) keyring.Context
+	// keys are the columns whose values bind the envelope to its row (the
+	// first must be the table's primary key, which orders the batches); context
+	// builds the envelope's context from their values, in the same order. A
+	// rewrite matches the row on every key column.
+	keys    []string
+	context func(keys []string) keyring.Context
 }
 
 // hashedColumn declares a column that holds keyring credential hashes
@@ -45,10 +46,11 @@ func registerHashed(c hashedColumn) hashedColumn {
 }
 
 // rowContext binds an envelope to the tenant, table, column and row it is stored
-// in: a ciphertext copied anywhere else fails to decrypt.
-func rowContext(table, column string) func(id, tenantID string, _ []string) keyring.Context {
-	return func(id, tenantID string, _ []string) keyring.Context {
-		return keyring.Context{Tenant: tenantID, Table: table, Column: column, RowID: id}
+// in: a ciphertext copied anywhere else fails to decrypt. Its keys are id and
+// tenant_id.
+func rowContext(table, column string) func(keys []string) keyring.Context {
+	return func(keys []string) keyring.Context {
+		return keyring.Context{Tenant: keys[1], Table: table, Column: column, RowID: keys[0]}
 	}
 }
 
@@ -166,11 +168,11 @@ func (r Rotation) ReencryptBatch(ctx context.Context, limit int) (_ ReencryptRes
 				return res, err
 			}
 			for _, v := range rows {
-				after = v.id
+				after = v.keys[0]
 				n, err := r.reencryptOne(ctx, c, v)
 				switch {
 				case errors.Is(err, keyring.ErrDecrypt), errors.Is(err, keyring.ErrUnknownKeyVersion):
-					res.Unreadable = append(res.Unreadable, SealedValue{Table: c.table, Column: c.column, RowID: v.id})
+					res.Unreadable = append(res.Unreadable, SealedValue{Table: c.table, Column: c.column, RowID: v.keys[0]})
 				case err != nil:
 					return res, err
 				}
@@ -193,31 +195,32 @@ func (r Rotation) ReencryptBatch(ctx context.Context, limit int) (_ ReencryptRes
 }
 
 type sealedRow struct {
-	id, tenantID string
-	bound        []string
-	value        []byte
+	keys  []string
+	value []byte
 }
 
-// oldValues reads up to n values of c not under the primary version, in id
-// order after the id after.
+// oldValues reads up to n values of c not under the primary version, in primary
+// key order after the key after ("" for the start).
 func (r Rotation) oldValues(ctx context.Context, c sealedColumn, primary []byte, after string, n int) ([]sealedRow, error) {
-	q := r.db.eng.Writer.NewSelect().Table(c.table).ColumnExpr("id, tenant_id, ?", bun.Ident(c.column))
-	for _, b := range c.bind {
-		q = q.ColumnExpr("?", bun.Ident(b))
+	q := r.db.eng.Writer.NewSelect().Table(c.table).ColumnExpr("?", bun.Ident(c.column))
+	for _, k := range c.keys {
+		q = q.ColumnExpr("?", bun.Ident(k))
 	}
-	q = q.Where("? IS NOT NULL AND substr(?, 3, 4) <> ?", bun.Ident(c.column), bun.Ident(c.column), primary).
-		Where("id > ?", after).OrderExpr("id").Limit(int64(n))
-	rows, err := q.Rows(ctx)
+	q = q.Where("? IS NOT NULL AND substr(?, 3, 4) <> ?", bun.Ident(c.column), bun.Ident(c.column), primary)
+	if after != "" {
+		q = q.Where("? > ?", bun.Ident(c.keys[0]), after)
+	}
+	rows, err := q.OrderExpr("?", bun.Ident(c.keys[0])).Limit(int64(n)).Rows(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []sealedRow
 	for rows.Next() {
-		v := sealedRow{bound: make([]string, len(c.bind))}
-		dest := []any{&v.id, &v.tenantID, &v.value}
-		for i := range v.bound {
-			dest = append(dest, &v.bound[i])
+		v := sealedRow{keys: make([]string, len(c.keys))}
+		dest := []any{&v.value}
+		for i := range v.keys {
+			dest = append(dest, &v.keys[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
@@ -230,23 +233,27 @@ func (r Rotation) oldValues(ctx context.Context, c sealedColumn, primary []byte,
 // reencryptOne rewrites one value under the primary key unless a writer replaced
 // it meanwhile; it returns how many rows it changed (0 or 1).
 func (r Rotation) reencryptOne(ctx context.Context, c sealedColumn, v sealedRow) (int, error) {
-	out, changed, err := r.db.keys.Reencrypt(v.value, c.context(v.id, v.tenantID, v.bound))
+	out, changed, err := r.db.keys.Reencrypt(v.value, c.context(v.keys))
 	if err != nil || !changed {
 		return 0, err
 	}
-	n, err := rowsAffected(r.db.eng.Writer.NewUpdate().Table(c.table).Set("? = ?", bun.Ident(c.column), out).
-		Where("id = ? AND tenant_id = ? AND ? = ?", v.id, v.tenantID, bun.Ident(c.column), v.value).Exec(ctx))
+	q := r.db.eng.Writer.NewUpdate().Table(c.table).Set("? = ?", bun.Ident(c.column), out).
+		Where("? = ?", bun.Ident(c.column), v.value)
+	for i, k := range c.keys {
+		q = q.Where("? = ?", bun.Ident(k), v.keys[i])
+	}
+	n, err := rowsAffected(q.Exec(ctx))
 	return int(n), err
 }
 
 // The secrets that tenant OAuth configurations and users' OAuth tokens keep.
 var (
 	_ = registerSealed(sealedColumn{table: "tenant_oauth_configs", column: "client_secret_encrypted",
-		context: rowContext("tenant_oauth_configs", "client_secret_encrypted")})
+		keys: []string{"id", "tenant_id"}, context: rowContext("tenant_oauth_configs", "client_secret_encrypted")})
 	_ = registerSealed(sealedColumn{table: "user_oauth_tokens", column: "access_token_encrypted",
-		context: rowContext("user_oauth_tokens", "access_token_encrypted")})
+		keys: []string{"id", "tenant_id"}, context: rowContext("user_oauth_tokens", "access_token_encrypted")})
 	_ = registerSealed(sealedColumn{table: "user_oauth_tokens", column: "refresh_token_encrypted",
-		context: rowContext("user_oauth_tokens", "refresh_token_encrypted")})
+		keys: []string{"id", "tenant_id"}, context: rowContext("user_oauth_tokens", "refresh_token_encrypted")})
 	_ = registerHashed(hashedColumn{table: "api_keys", column: "key_hash"})
 	_ = registerHashed(hashedColumn{table: "a2a_clients", column: "client_secret_hash"})
 )
