@@ -237,6 +237,7 @@ const maxThrottleEntries = 1 << 20
 // maxThrottleEntries).
 type throttle struct {
 	interval time.Duration
+	max      int // entries per generation; 0 means maxThrottleEntries
 
 	mu       sync.Mutex
 	start    time.Time // when the current generation began
@@ -247,7 +248,11 @@ type throttle struct {
 func (t *throttle) due(id string, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.cur == nil || now.Sub(t.start) >= t.interval || len(t.cur) >= maxThrottleEntries || now.Before(t.start) {
+	limit := t.max
+	if limit <= 0 {
+		limit = maxThrottleEntries
+	}
+	if t.cur == nil || now.Sub(t.start) >= t.interval || len(t.cur) >= limit || now.Before(t.start) {
 		// A new generation. Entries of the generation before last are older than
 		// the interval and dropped whole.
 		t.old, t.cur, t.start = t.cur, make(map[string]time.Time), now
