@@ -38,6 +38,9 @@ type Database struct {
 	log     *slog.Logger
 	applied []string
 
+	schemaVersion string         // the newest migration applied, read at Open
+	sets          []migrationSet // pierre's migrations, then the host's
+
 	reads     *stmtCache // prepared statements on the reader pool
 	writes    *stmtCache // prepared statements on the writer pool
 	hasher    *password.Hasher
@@ -70,6 +73,9 @@ type Info struct {
 	// MigrationsApplied lists the migrations that opening this Database applied
 	// (empty when the schema was already current).
 	MigrationsApplied []string
+	// SchemaVersion is the newest migration the database had once opened, for
+	// example "0003".
+	SchemaVersion string
 	// KeyringID identifies the keyring (and so the database) that encrypts secrets.
 	KeyringID string
 	// MasterKeyFingerprint identifies the master key in use without revealing it.
@@ -102,6 +108,7 @@ func (db *Database) Info() Info {
 		ReadOnly:             db.eng.ReadOnly,
 		Settings:             maps.Clone(db.eng.Info.Settings),
 		MigrationsApplied:    slices.Clone(db.applied),
+		SchemaVersion:        db.schemaVersion,
 		KeyringID:            db.keys.DatabaseID(),
 		MasterKeyFingerprint: db.keys.MasterKeyFingerprint(),
 	}
@@ -118,30 +125,33 @@ func (db *Database) Stats() Stats {
 // Rotation, which also re-encrypts what they protect.
 func (db *Database) Keyring() *keyring.Keyring { return db.keys }
 
-// Migrations lists every migration this code knows and whether the database has
-// applied it.
+// Migrations lists every migration this code knows, pierre's then the host's
+// (WithHostMigrations), and whether the database has applied it.
 func (db *Database) Migrations(ctx context.Context) (_ []Migration, err error) {
 	defer db.wrap(&err, "read migration status")
 	if err := db.checkOpen(); err != nil {
 		return nil, err
 	}
-	status, _, err := schemaState(ctx, db.eng)
-	return status, err
+	var all []Migration
+	for _, set := range db.sets {
+		status, _, err := schemaState(ctx, db.eng, set)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, status...)
+	}
+	return all, nil
 }
 
-// Ping checks that the database answers on every pool.
+// Ping checks that the database answers, with one round trip on the pool that
+// serves reads (on SQLite the writer is a single connection that a long write
+// may hold; health checks should not queue behind it).
 func (db *Database) Ping(ctx context.Context) (err error) {
 	defer db.wrap(&err, "ping")
 	if err := db.checkOpen(); err != nil {
 		return err
 	}
-	if err := db.eng.Writer.PingContext(ctx); err != nil {
-		return err
-	}
-	if db.eng.Reader != db.eng.Writer {
-		return db.eng.Reader.PingContext(ctx)
-	}
-	return nil
+	return db.eng.Reader.PingContext(ctx)
 }
 
 // Close closes every connection pierre opened (a pool lent by the host stays

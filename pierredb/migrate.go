@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +25,9 @@ const (
 
 // Migration is one schema migration and whether it has been applied.
 type Migration struct {
+	// Set is "pierre" for pierre's own migrations, or the Name of the host's
+	// HostMigrations.
+	Set string
 	// Name is the migration's numeric prefix, for example "0001".
 	Name string
 	// Comment is the rest of the file name, for example "init".
@@ -37,14 +42,28 @@ type Migration struct {
 // recorded: another process applied it between our status read and our lock.
 var errAppliedMeanwhile = errors.New("migration applied by another process")
 
-func newMigrator(e *engine.Engine) (*migrate.Migrator, *migrate.Migrations, error) {
+// migrationSet is one sequence of migrations with its own bookkeeping tables:
+// pierre's, or a host's (HostMigrations), applied after pierre's.
+type migrationSet struct {
+	name         string
+	fsys         fs.FS
+	table, locks string
+}
+
+// pierreMigrations is pierre's own set on engine e.
+func pierreMigrations(e *engine.Engine) migrationSet {
+	return migrationSet{name: "pierre", fsys: e.Migrations, table: migrationsTable, locks: migrationLocksTable}
+}
+
+func newMigrator(e *engine.Engine, set migrationSet) (*migrate.Migrator, *migrate.Migrations, error) {
 	migrations := migrate.NewMigrations()
-	if err := migrations.Discover(e.Migrations); err != nil {
-		return nil, nil, fmt.Errorf("load embedded migrations: %w", err)
+	if err := migrations.Discover(set.fsys); err != nil {
+		return nil, nil, fmt.Errorf("load %s migrations: %w", set.name, err)
 	}
+	migrationsTable := set.table
 	m := migrate.NewMigrator(e.Writer, migrations,
-		migrate.WithTableName(migrationsTable),
-		migrate.WithLocksTableName(migrationLocksTable),
+		migrate.WithTableName(set.table),
+		migrate.WithLocksTableName(set.locks),
 		// bun marks a migration applied before running it unless told otherwise.
 		migrate.WithMarkAppliedOnSuccess(true),
 		// The record is written inside the migration's own transaction (below), so
@@ -79,7 +98,7 @@ func newMigrator(e *engine.Engine) (*migrate.Migrator, *migrate.Migrations, erro
 // returns the names it applied. Processes that start together wait for each other
 // (PostgreSQL advisory lock; SQLite IMMEDIATE transactions plus the in-transaction
 // check above) and each migration is applied exactly once.
-func runMigrations(ctx context.Context, e *engine.Engine) ([]string, error) {
+func runMigrations(ctx context.Context, e *engine.Engine, set migrationSet) ([]string, error) {
 	if e.LockMigrations != nil {
 		unlock, err := e.LockMigrations(ctx)
 		if err != nil {
@@ -92,7 +111,7 @@ func runMigrations(ctx context.Context, e *engine.Engine) ([]string, error) {
 			return nil, err
 		}
 	}
-	m, _, err := newMigrator(e)
+	m, _, err := newMigrator(e, set)
 	if err != nil {
 		return nil, err
 	}
@@ -112,8 +131,15 @@ func runMigrations(ctx context.Context, e *engine.Engine) ([]string, error) {
 		if errors.Is(err, errAppliedMeanwhile) && attempt < 100 {
 			continue // re-read the status and go on from what the other process did
 		}
+		if err != nil && len(group.Migrations) > 0 {
+			// Each migration runs in its own transaction, recorded in it: the
+			// failed one left nothing behind.
+			failed := group.Migrations[len(group.Migrations)-1]
+			return applied, fmt.Errorf("%s migration %s_%s failed and was rolled back, so the database is as it was before it"+
+				" (migrations before it stay applied): %w", set.name, failed.Name, failed.Comment, e.Classify(err))
+		}
 		if err != nil {
-			return applied, fmt.Errorf("migrate: %w", e.Classify(err))
+			return applied, fmt.Errorf("migrate %s: %w", set.name, e.Classify(err))
 		}
 		return applied, nil
 	}
@@ -132,12 +158,12 @@ func initMigrationTables(ctx context.Context, e *engine.Engine, m *migrate.Migra
 // migration this code knows with its state, and the names of applied migrations
 // it does not know (the database was migrated by a newer pierre). A database that
 // has never been migrated reports every migration pending.
-func schemaState(ctx context.Context, e *engine.Engine) (status []Migration, unknown []string, err error) {
-	m, known, err := newMigrator(e)
+func schemaState(ctx context.Context, e *engine.Engine, set migrationSet) (status []Migration, unknown []string, err error) {
+	m, known, err := newMigrator(e, set)
 	if err != nil {
 		return nil, nil, err
 	}
-	exists, err := e.TableExists(ctx, e.Reader, migrationsTable)
+	exists, err := e.TableExists(ctx, e.Reader, set.table)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read catalog: %w", e.Classify(err))
 	}
@@ -155,7 +181,7 @@ func schemaState(ctx context.Context, e *engine.Engine) (status []Migration, unk
 		row, ok := applied[mg.Name]
 		delete(applied, mg.Name)
 		// row is the zero Migration when not applied, so AppliedAt stays zero.
-		status = append(status, Migration{Name: mg.Name, Comment: mg.Comment, Applied: ok, AppliedAt: row.MigratedAt.UTC()})
+		status = append(status, Migration{Set: set.name, Name: mg.Name, Comment: mg.Comment, Applied: ok, AppliedAt: row.MigratedAt.UTC()})
 	}
 	for name := range applied {
 		unknown = append(unknown, name)
@@ -166,7 +192,7 @@ func schemaState(ctx context.Context, e *engine.Engine) (status []Migration, unk
 
 // schemaCurrent fails when a known migration is pending or the database holds a
 // migration this code does not know.
-func schemaCurrent(status []Migration, unknown []string) error {
+func schemaCurrent(set string, status []Migration, unknown []string) error {
 	var pending []string
 	for _, m := range status {
 		if !m.Applied {
@@ -174,12 +200,12 @@ func schemaCurrent(status []Migration, unknown []string) error {
 		}
 	}
 	if len(pending) > 0 {
-		return fmt.Errorf("%w: migrations %s are pending; open the database read-write without WithoutMigrations once to apply them",
-			ErrSchemaNotCurrent, strings.Join(pending, ", "))
+		return fmt.Errorf("%w: %s migrations %s are pending; open the database read-write without WithoutMigrations once to apply them",
+			ErrSchemaNotCurrent, set, strings.Join(pending, ", "))
 	}
 	if len(unknown) > 0 {
-		return fmt.Errorf("%w: the database has migration %s, which this version of pierre does not know; upgrade pierre",
-			ErrSchemaNotCurrent, strings.Join(unknown, ", "))
+		return fmt.Errorf("%w: the database has %s migration %s, which this code does not know; upgrade it",
+			ErrSchemaNotCurrent, set, strings.Join(unknown, ", "))
 	}
 	return nil
 }
@@ -192,3 +218,33 @@ func allApplied(status []Migration) bool {
 	}
 	return true
 }
+
+// HostMigrations are a host application's own migrations, for its own tables
+// beside pierre's. Open applies them after pierre's, with the same guarantees
+// (each in its own transaction and recorded in it; instances starting together
+// wait for each other), and records them in their own table, <Name>_migrations.
+// Each engine has its own files, named as bun names them
+// (0001_activities.tx.up.sql, ...), at the root of its file system; embed them
+// with embed.FS and fs.Sub.
+type HostMigrations struct {
+	// Name names the set: 1 to 40 characters of a-z, 0-9 and '_', starting
+	// with a letter, and not "pierre" or "pierredb".
+	Name string
+	// SQLite and Postgres hold each engine's migrations. The one for an engine
+	// the host does not use may be nil.
+	SQLite, Postgres fs.FS
+}
+
+func (h HostMigrations) set(backend Backend) (migrationSet, error) {
+	if !hostSetName.MatchString(h.Name) || h.Name == "pierre" || h.Name == "pierredb" {
+		return migrationSet{}, fmt.Errorf("%w: host migrations name %q: use 1 to 40 characters of a-z, 0-9 and '_', starting with a letter (not pierre or pierredb)",
+			ErrInvalidArgument, shorten(h.Name))
+	}
+	fsys := map[Backend]fs.FS{SQLite: h.SQLite, Postgres: h.Postgres}[backend]
+	if fsys == nil {
+		return migrationSet{}, fmt.Errorf("%w: host migrations %q have no files for %s", ErrInvalidArgument, h.Name, backend)
+	}
+	return migrationSet{name: h.Name, fsys: fsys, table: h.Name + "_migrations", locks: h.Name + "_migration_locks"}, nil
+}
+
+var hostSetName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)

@@ -178,27 +178,46 @@ func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config
 		}
 	}
 
-	// 2. Migrations. A restart with nothing pending (the common case) takes no
-	// lock and sends no DDL; anything pending is re-checked under the lock.
-	status, unknown, err := schemaState(ctx, db.eng)
-	if err != nil {
-		return err
-	}
-	if !cfg.noMigrations && !db.eng.ReadOnly && !allApplied(status) {
-		applied, err := runMigrations(ctx, db.eng)
+	// 2. Migrations: pierre's, then the host's. A restart with nothing pending
+	// (the common case) takes no lock and sends no DDL; anything pending is
+	// re-checked under the lock.
+	sets := []migrationSet{pierreMigrations(db.eng)}
+	for _, h := range cfg.host {
+		set, err := h.set(db.eng.Backend)
 		if err != nil {
 			return err
 		}
-		db.applied = applied
-		if len(applied) > 0 {
-			db.log.Info("pierredb: migrations applied", "names", strings.Join(applied, ","))
-		}
-		if status, unknown, err = schemaState(ctx, db.eng); err != nil {
+		sets = append(sets, set)
+	}
+	db.sets = sets
+	for _, set := range sets {
+		status, unknown, err := schemaState(ctx, db.eng, set)
+		if err != nil {
 			return err
 		}
-	}
-	if err := schemaCurrent(status, unknown); err != nil {
-		return err
+		if !cfg.noMigrations && !db.eng.ReadOnly && !allApplied(status) {
+			applied, err := runMigrations(ctx, db.eng, set)
+			if err != nil {
+				return err
+			}
+			db.applied = append(db.applied, applied...)
+			if len(applied) > 0 {
+				db.log.Info("pierredb: migrations applied", "set", set.name, "names", strings.Join(applied, ","))
+			}
+			if status, unknown, err = schemaState(ctx, db.eng, set); err != nil {
+				return err
+			}
+		}
+		if err := schemaCurrent(set.name, status, unknown); err != nil {
+			return err
+		}
+		if set.name == "pierre" {
+			for _, m := range status {
+				if m.Applied {
+					db.schemaVersion = m.Name
+				}
+			}
+		}
 	}
 
 	// 3. The keyring: created on first start (insert-if-absent, then re-read, so

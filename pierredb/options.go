@@ -23,6 +23,7 @@ type config struct {
 	passwordPolicy PasswordPolicy
 	autoApprove    *bool
 	lastActive     time.Duration
+	host           []HostMigrations
 }
 
 // PasswordPolicy is the argon2id cost of new password hashes. Zero fields mean the
@@ -57,6 +58,12 @@ func WithConnectTimeout(d time.Duration) Option { return func(c *config) { c.con
 // WithBusyTimeout sets how long SQLite waits for another writer's lock (default
 // 5 s, or busy_timeout in the URL).
 func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
+
+// WithHostMigrations makes Open apply the host's own migrations after pierre's
+// (see HostMigrations). Several sets apply in the order given.
+func WithHostMigrations(m HostMigrations) Option {
+	return func(c *config) { c.host = append(c.host, m) }
+}
 
 // WithoutMigrations makes Open leave the schema alone. Open then fails with
 // ErrSchemaNotCurrent if migrations are pending: use it when a deploy step migrates.

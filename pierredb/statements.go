@@ -119,47 +119,127 @@ func (c *stmtCache) exec(ctx context.Context, query string, args ...any) (sql.Re
 	return s.ExecContext(ctx, args...)
 }
 
-// queryRow runs a read on the reader pool as a prepared statement.
+// txKey marks a context that carries a transaction of RunInTx.
+type txKey struct{ db *Database }
+
+// txFrom returns the transaction of this Database that ctx carries, if any.
+func (db *Database) txFrom(ctx context.Context) (bun.Tx, bool) {
+	tx, ok := ctx.Value(txKey{db}).(bun.Tx)
+	return tx, ok
+}
+
+// inTxStmt returns, inside a RunInTx transaction, the writer's prepared
+// statement for query bound to that transaction; nil outside one.
+func (db *Database) inTxStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	tx, ok := db.txFrom(ctx)
+	if !ok {
+		return nil, nil
+	}
+	if db.writes.trace != nil {
+		db.writes.trace(query, nil)
+	}
+	// Preparing through the pool would need a second connection, and SQLite's
+	// writer pool has one, held by tx: use a statement prepared earlier, or
+	// prepare on the transaction itself (released when it ends).
+	if s, ok := db.writes.stmts.Load(query); ok {
+		return tx.StmtContext(ctx, s.(*sql.Stmt)), nil
+	}
+	return tx.PrepareContext(ctx, db.eng.Rebind(query))
+}
+
+// queryRow runs a read on the reader pool as a prepared statement (inside
+// RunInTx, in its transaction, so that it sees the transaction's writes).
 func (db *Database) queryRow(ctx context.Context, query string, args ...any) (*sql.Row, error) {
 	if err := db.checkOpen(); err != nil {
 		return nil, err
 	}
+	if s, err := db.inTxStmt(ctx, query); s != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return s.QueryRowContext(ctx, args...), nil
+	}
 	return db.reads.queryRow(ctx, query, args...)
 }
 
-// queryRows runs a read on the reader pool as a prepared statement.
+// queryRows runs a read on the reader pool as a prepared statement (inside
+// RunInTx, in its transaction).
 func (db *Database) queryRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if err := db.checkOpen(); err != nil {
 		return nil, err
+	}
+	if s, err := db.inTxStmt(ctx, query); s != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return s.QueryContext(ctx, args...)
 	}
 	return db.reads.queryRows(ctx, query, args...)
 }
 
 // writeRow runs a single-statement write that returns a row (UPDATE …
 // RETURNING) on the writer pool as a prepared statement, outside any explicit
-// transaction: one statement is atomic on both engines.
+// transaction (one statement is atomic on both engines), or inside RunInTx's.
 func (db *Database) writeRow(ctx context.Context, query string, args ...any) (*sql.Row, error) {
 	if err := db.checkWritable(); err != nil {
 		return nil, err
 	}
+	if s, err := db.inTxStmt(ctx, query); s != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return s.QueryRowContext(ctx, args...), nil
+	}
 	return db.writes.queryRow(ctx, query, args...)
 }
 
-// exec runs a single-statement write on the writer pool as a prepared statement.
+// exec runs a single-statement write on the writer pool as a prepared statement
+// (inside RunInTx, in its transaction).
 func (db *Database) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if err := db.checkWritable(); err != nil {
 		return nil, err
+	}
+	if s, err := db.inTxStmt(ctx, query); s != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return s.ExecContext(ctx, args...)
 	}
 	return db.writes.exec(ctx, query, args...)
 }
 
 // inTx runs fn in a write transaction: IMMEDIATE on SQLite, so the transaction
 // holds the write lock from its first statement and never fails to upgrade.
+// Inside RunInTx, fn joins the caller's transaction.
 func (db *Database) inTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
 	if err := db.checkWritable(); err != nil {
 		return err
 	}
+	if tx, ok := db.txFrom(ctx); ok {
+		return fn(ctx, tx)
+	}
 	return db.eng.Writer.RunInTx(ctx, nil, fn)
+}
+
+// RunInTx runs fn in one write transaction that the host's own statements and
+// pierre's share: every pierre operation called with the ctx that fn receives
+// joins the transaction (reads included, so they see its writes), and tx runs
+// the host's statements against its own tables. If fn returns an error or
+// panics, everything is rolled back; otherwise it is committed. On SQLite the
+// transaction holds the database's write lock from its start (BEGIN IMMEDIATE):
+// keep it short, and do not call pierre with another context inside it, which
+// would wait for the lock fn holds.
+func (db *Database) RunInTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) (err error) {
+	defer db.wrap(&err, "run in transaction")
+	if _, ok := db.txFrom(ctx); ok {
+		return fmt.Errorf("%w: RunInTx inside RunInTx; call pierre with the outer transaction's context instead", ErrInvalidArgument)
+	}
+	if err := db.checkWritable(); err != nil {
+		return err
+	}
+	return db.eng.Writer.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return fn(context.WithValue(ctx, txKey{db}, tx), tx)
+	})
 }
 
 // forUpdate adds the engine's row lock to q (nothing on SQLite, whose IMMEDIATE
