@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -127,6 +128,17 @@ func open(ctx context.Context, c Connector, key keyring.MasterKey, cfg config) (
 	if err != nil {
 		return nil, err
 	}
+	var qlog *queryLogger
+	if cfg.queryLog != nil {
+		qlog = &queryLogger{log: cfg.queryLog, backend: eng.Backend}
+		same := eng.Reader == eng.Writer
+		eng.Writer = eng.Writer.WithQueryHook(*qlog)
+		if same {
+			eng.Reader = eng.Writer
+		} else {
+			eng.Reader = eng.Reader.WithQueryHook(*qlog)
+		}
+	}
 	db := &Database{
 		eng:         eng,
 		now:         cfg.now,
@@ -140,6 +152,7 @@ func open(ctx context.Context, c Connector, key keyring.MasterKey, cfg config) (
 
 		insertUserSQL: strings.Replace(insertUserSQLTemplate, "{time}", eng.TimeParam, 1),
 	}
+	db.reads.log, db.writes.log = qlog, qlog
 	if err := db.start(ctx, key, cfg); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -245,6 +258,7 @@ func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config
 //	DATABASE_ENCRYPTION_KEY_PATH     a file holding it (mode 0600 or stricter)
 //	PIERRE_PREVIOUS_MASTER_ENCRYPTION_KEY  optional, during a master key rollover
 //	AUTO_APPROVE_USERS               true/false: overrides the stored auto-approval setting
+//	PIERREDB_LOG_QUERIES             1: log every statement to stderr (WithQueryLog)
 //
 // opts are applied after the environment, so an explicit option wins.
 func OpenFromEnv(ctx context.Context, opts ...Option) (_ *Database, err error) {
@@ -261,6 +275,15 @@ func OpenFromEnv(ctx context.Context, opts ...Option) (_ *Database, err error) {
 				ErrInvalidArgument, EnvMaxConnections, shorten(v))
 		}
 		envOpts = append(envOpts, WithMaxConnections(n))
+	}
+	if v := os.Getenv(EnvLogQueries); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s=%q is not a boolean (1 or 0)", ErrInvalidArgument, EnvLogQueries, shorten(v))
+		}
+		if on {
+			envOpts = append(envOpts, WithQueryLog(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		}
 	}
 	if v := os.Getenv(EnvAutoApproveUsers); v != "" {
 		on, err := strconv.ParseBool(v)

@@ -24,6 +24,7 @@ type config struct {
 	autoApprove    *bool
 	lastActive     time.Duration
 	host           []HostMigrations
+	queryLog       *slog.Logger
 }
 
 // PasswordPolicy is the argon2id cost of new password hashes. Zero fields mean the

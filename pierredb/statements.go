@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -31,6 +32,14 @@ type stmtCache struct {
 	n  int        // statements in stmts
 
 	trace func(query string, args []any) // tests: sees every statement run
+	log   *queryLogger                   // WithQueryLog
+}
+
+// logged reports a statement to the query log, if one is set.
+func (c *stmtCache) logged(ctx context.Context, query string, start time.Time, err error) {
+	if c.log != nil {
+		c.log.statement(ctx, query, time.Since(start), err)
+	}
 }
 
 func newStmtCache(pool *sql.DB, rebind func(string) string) *stmtCache {
@@ -77,10 +86,11 @@ func (c *stmtCache) close() {
 	c.n = 0
 }
 
-func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) (*sql.Row, error) {
+func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) (_ *sql.Row, err error) {
 	if c.trace != nil {
 		c.trace(query, args)
 	}
+	defer func(start time.Time) { c.logged(ctx, query, start, err) }(time.Now())
 	s, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -91,10 +101,11 @@ func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) (*s
 	return s.QueryRowContext(ctx, args...), nil
 }
 
-func (c *stmtCache) queryRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (c *stmtCache) queryRows(ctx context.Context, query string, args ...any) (_ *sql.Rows, err error) {
 	if c.trace != nil {
 		c.trace(query, args)
 	}
+	defer func(start time.Time) { c.logged(ctx, query, start, err) }(time.Now())
 	s, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -105,10 +116,11 @@ func (c *stmtCache) queryRows(ctx context.Context, query string, args ...any) (*
 	return s.QueryContext(ctx, args...)
 }
 
-func (c *stmtCache) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (c *stmtCache) exec(ctx context.Context, query string, args ...any) (_ sql.Result, err error) {
 	if c.trace != nil {
 		c.trace(query, args)
 	}
+	defer func(start time.Time) { c.logged(ctx, query, start, err) }(time.Now())
 	s, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -138,6 +150,7 @@ func (db *Database) inTxStmt(ctx context.Context, query string) (*sql.Stmt, erro
 	if db.writes.trace != nil {
 		db.writes.trace(query, nil)
 	}
+	db.writes.logged(ctx, query, time.Now(), nil)
 	// Preparing through the pool would need a second connection, and SQLite's
 	// writer pool has one, held by tx: use a statement prepared earlier, or
 	// prepare on the transaction itself (released when it ends).

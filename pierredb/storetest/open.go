@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -259,5 +260,38 @@ var _ = register("Open", "SessionSettingsCannotChangeEscaping", func(t *testing.
 		assert.Equal(t, pierredb.StatusPending, v.Status, "nobody was approved")
 		assert.Zero(t, rawCount(t, db, "SELECT count(*) FROM users WHERE is_admin = ?", true), "the raw table agrees: no admin")
 		assert.Equal(t, 1, rawCount(t, db, "SELECT count(*) FROM users WHERE display_name = ?", evil), "one user holds the name")
+	})
+})
+
+// The query log names every statement with its engine and duration, and never a
+// value: no password, hash, email or token reaches it, from prepared
+// statements or from bun's statements that carry their values inline.
+var _ = register("Open", "QueryLogHidesValues", func(t *testing.T) {
+	Run(t, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		var logs logBuffer
+		db := e.Open(t, pierredb.WithQueryLog(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		email := uniqueEmail("logged")
+		u, err := db.Users().Create(ctx, pierredb.NewUser{Email: email, Password: Password, DisplayName: "Secret Name"})
+		require.NoError(t, err)
+		_, err = db.Users().Approve(ctx, u.ID, pierredb.ByService("log-test"))
+		require.NoError(t, err)
+		_, err = db.Authenticate(ctx, email, Password)
+		require.NoError(t, err)
+		_, err = db.Tenants().Create(ctx, pierredb.NewTenant{Name: "Hidden Club", Slug: "hidden-club", OwnerUserID: u.ID})
+		require.NoError(t, err)
+		var hash string
+		require.NoError(t, db.Bun().QueryRowContext(ctx, "SELECT password_hash FROM users WHERE id = ?", u.ID).Scan(&hash))
+
+		out := logs.String()
+		assert.Contains(t, out, "pierredb: query")
+		assert.Contains(t, out, "engine="+string(e.Backend))
+		assert.Contains(t, out, "duration=")
+		assert.Contains(t, out, "INSERT INTO users", "prepared statements are logged")
+		assert.Contains(t, out, "INSERT INTO \\\"tenant_users\\\"", "bun's statements are logged")
+		for _, secret := range []string{Password, hash, email, "Secret Name", "Hidden Club", "hidden-club"} {
+			assert.NotContains(t, out, secret)
+		}
 	})
 })
