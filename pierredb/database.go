@@ -46,9 +46,13 @@ type Database struct {
 	hasher    *password.Hasher
 	floorOnce sync.Once // raisePasswordFloor
 
-	insertUserSQL string // insertUserSQLTemplate for this engine
-	autoApprove   *bool  // override of the stored setting, nil when none
-	lastActive    throttle
+	insertUserSQL string       // insertUserSQLTemplate for this engine
+	keyringRead   keyringClock // when the keyring was last re-read (seal.go)
+
+	adminOnce   sync.Once
+	admin       *adminState // admin tokens' signing secret and parser (adminState)
+	autoApprove *bool       // override of the stored setting, nil when none
+	lastActive  throttle
 
 	closeOnce sync.Once
 	closeErr  error

@@ -16,14 +16,23 @@
 // # Handles
 //
 // Database holds what is about the database itself (Close, Ping, Info, Stats,
-// Keyring, Migrations, Rotation, Authenticate); each domain has a handle with
-// the same short verbs (Create, Get, List, Update, Delete, plus its own):
+// Keyring, Migrations, Rotation, Authenticate, RunInTx, Bun); each domain has a
+// handle with the same short verbs (Create, Get, List, Update, Delete, plus its
+// own):
 //
 //	db.Users()                 user accounts and the approval workflow (global)
 //	db.Tenants()               tenants (global)
 //	db.Settings()              platform settings
+//	db.AdminTokens()           admin tokens: issue, verify, revoke, audit (global)
+//	db.APIKeys()               verify any tenant's API key (and find keys across tenants)
+//	db.A2AClients()            verify any tenant's A2A client credentials
+//	db.Rotation()              data key rotation: re-encrypt every sealed column
 //	db.Tenant(ctx, id)         a TenantScope: the only way to a tenant's data
 //	scope.Members()            the tenant's memberships and its members as users
+//	scope.APIKeys()            the tenant's API keys: tiers, limits, usage
+//	scope.A2AClients()         the tenant's agent-to-agent clients
+//	scope.OAuthApps()          the tenant's OAuth app at each fitness provider
+//	scope.OAuthTokens()        its members' provider tokens, with atomic refresh
 //
 // A handle is a small value that runs no query until one of its methods does;
 // get it whenever needed.
@@ -96,6 +105,19 @@
 //     ErrNotFound).
 //   - Secrets are rewritten by re-encryption with a compare-and-swap on the old
 //     ciphertext, so a concurrent write wins and nothing is lost.
+//
+// # Secrets
+//
+// Provider tokens and client secrets are sealed with the field envelope under
+// the data key, bound to their tenant, user, provider and column, so a value
+// copied anywhere else fails to decrypt; reads return them in types that print
+// a placeholder (OAuthSecret, CredentialSecret, AdminTokenSecret) and give the
+// value only through Reveal. API keys, A2A secrets and admin tokens are kept as
+// keyed hashes (HMAC under the keyring's hashing key), so the database alone
+// cannot test guesses. Several instances share the keyring: one that meets a
+// key version newer than it loaded re-reads the keyring, and each re-reads it
+// at least once a minute before sealing, so a rotation by one instance reaches
+// the others without a restart.
 //
 // # Engines
 //

@@ -106,14 +106,19 @@ type listing struct {
 	selectFrom string   // "SELECT <columns> FROM <tables>"
 	conds      []string // ANDed; each uses '?' placeholders
 	args       []any
-	keyset     [2]string // (timestamp column, id column), both ascending
+	keyset     [2]string // (timestamp column, id column)
+	descending bool      // newest first instead of oldest first
 }
 
 // sql returns the statement for a page of n rows after the cursor (if any).
 func (l listing) sql(c cursor, hasCursor bool, n int) (string, []any) {
 	conds, args := l.conds, l.args
+	cmp, order := ">", ""
+	if l.descending {
+		cmp, order = "<", " DESC"
+	}
 	if hasCursor {
-		conds = append(slices.Clip(conds), "("+l.keyset[0]+", "+l.keyset[1]+") > (?, ?)")
+		conds = append(slices.Clip(conds), "("+l.keyset[0]+", "+l.keyset[1]+") "+cmp+" (?, ?)")
 		args = append(slices.Clip(args), c.at, c.id)
 	}
 	var b strings.Builder
@@ -122,7 +127,7 @@ func (l listing) sql(c cursor, hasCursor bool, n int) (string, []any) {
 		b.WriteString(" WHERE ")
 		b.WriteString(strings.Join(conds, " AND "))
 	}
-	b.WriteString(" ORDER BY " + l.keyset[0] + ", " + l.keyset[1])
+	b.WriteString(" ORDER BY " + l.keyset[0] + order + ", " + l.keyset[1] + order)
 	b.WriteString(" LIMIT " + strconv.Itoa(fetchSize(n)))
 	return b.String(), args
 }

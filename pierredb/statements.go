@@ -140,6 +140,16 @@ func (db *Database) txFrom(ctx context.Context) (bun.Tx, bool) {
 	return tx, ok
 }
 
+// writer is where a read that must see every committed write (and, inside
+// RunInTx, the transaction's own writes) runs: the caller's transaction, or
+// the writer pool.
+func (db *Database) writer(ctx context.Context) bun.IDB {
+	if tx, ok := db.txFrom(ctx); ok {
+		return tx
+	}
+	return db.eng.Writer
+}
+
 // inTxStmt returns, inside a RunInTx transaction, the writer's prepared
 // statement for query bound to that transaction; nil outside one.
 func (db *Database) inTxStmt(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -238,10 +248,14 @@ func (db *Database) inTx(ctx context.Context, fn func(ctx context.Context, tx bu
 // pierre's share: every pierre operation called with the ctx that fn receives
 // joins the transaction (reads included, so they see its writes), and tx runs
 // the host's statements against its own tables. If fn returns an error or
-// panics, everything is rolled back; otherwise it is committed. On SQLite the
-// transaction holds the database's write lock from its start (BEGIN IMMEDIATE):
-// keep it short, and do not call pierre with another context inside it, which
-// would wait for the lock fn holds.
+// panics, everything is rolled back; otherwise it is committed.
+//
+// When a pierre operation fails inside fn, return its error: on PostgreSQL a
+// failed statement aborts the whole transaction, so nothing more can run in
+// it. On SQLite the transaction holds the database's write lock from its start
+// (BEGIN IMMEDIATE): keep it short (hash passwords before, not inside), and do
+// not call pierre with another context inside it, which would wait for the
+// lock fn holds.
 func (db *Database) RunInTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) (err error) {
 	defer db.wrap(&err, "run in transaction")
 	if _, ok := db.txFrom(ctx); ok {

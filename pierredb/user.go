@@ -328,11 +328,12 @@ func (db *Database) changeUser(ctx context.Context, id string, sets []string, ar
 	return User{}, fmt.Errorf("%w: the user changed meanwhile; try again", ErrConflict)
 }
 
-// currentUser reads a user row through the writer, which sees every committed
-// write (the reader pool of SQLite may lag by a transaction).
+// currentUser reads a user row through the writer (or the caller's RunInTx
+// transaction), which sees every committed write: the reader pool of SQLite
+// may lag by a transaction.
 func (db *Database) currentUser(ctx context.Context, id string) (*userRow, error) {
 	var r userRow
-	err := db.eng.Writer.NewSelect().Model(&r).Where("id = ?", id).Scan(ctx)
+	err := db.writer(ctx).NewSelect().Model(&r).Where("id = ?", id).Scan(ctx)
 	if isNoRows(err) {
 		return nil, notFound("user")
 	}

@@ -56,6 +56,19 @@ RETURNING user_status`
 // newUserRow validates nu and hashes its password (outside any transaction: a
 // hash takes about 26 ms).
 func (db *Database) newUserRow(ctx context.Context, nu NewUser) (userRow, error) {
+	if _, err := db.userRowFor(nu, ""); err != nil { // refuse bad input before paying for a hash
+		return userRow{}, err
+	}
+	hash, err := db.hashNewPassword(ctx, nu.Password)
+	if err != nil {
+		return userRow{}, err
+	}
+	return db.userRowFor(nu, hash)
+}
+
+// userRowFor validates nu and builds its row with hash as the stored password
+// hash.
+func (db *Database) userRowFor(nu NewUser, hash string) (userRow, error) {
 	email, err := normalizeEmail(nu.Email)
 	if err != nil {
 		return userRow{}, err
@@ -65,10 +78,6 @@ func (db *Database) newUserRow(ctx context.Context, nu NewUser) (userRow, error)
 		return userRow{}, err
 	}
 	tier, err := validUserTier(nu.Tier)
-	if err != nil {
-		return userRow{}, err
-	}
-	hash, err := db.hashNewPassword(ctx, nu.Password)
 	if err != nil {
 		return userRow{}, err
 	}

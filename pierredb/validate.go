@@ -51,6 +51,22 @@ func requireID(kind, id string) error {
 	if len(id) > maxIDLength {
 		return fmt.Errorf("%w: %s id is longer than %d bytes", ErrInvalidArgument, kind, maxIDLength)
 	}
+	// pierre's own ids are ASCII: check those byte by byte, and only the rest
+	// rune by rune against the Unicode tables (the hot paths check an id on
+	// every call).
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c >= utf8.RuneSelf {
+			return requireIDRunes(kind, id[i:])
+		}
+		if c <= ' ' || c == 0x7f {
+			return fmt.Errorf("%w: %s id holds a space, control or invisible character", ErrInvalidArgument, kind)
+		}
+	}
+	return nil
+}
+
+func requireIDRunes(kind, id string) error {
 	if !utf8.ValidString(id) {
 		return fmt.Errorf("%w: %s id is not valid UTF-8", ErrInvalidArgument, kind)
 	}

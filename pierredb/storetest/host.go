@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -122,6 +123,22 @@ var _ = register("Host", "TablesAndTransactions", func(t *testing.T) {
 		var mine []activity
 		require.NoError(t, db.Bun().NewSelect().Model(&mine).Where("tenant_id = ? AND user_id = ?", scope.ID(), created.ID).Scan(ctx))
 		assert.Len(t, mine, 1)
+
+		// An operation that fails inside the transaction explains itself from
+		// within it (on SQLite the transaction holds the only writer
+		// connection: reading outside it would wait for ever).
+		waitCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		err = db.RunInTx(waitCtx, func(ctx context.Context, _ bun.Tx) error {
+			_, err := db.Users().Approve(ctx, owner.ID, pierredb.ByService("host"))
+			return err
+		})
+		assert.ErrorIs(t, err, pierredb.ErrConflict, "owner is active already")
+		err = db.RunInTx(waitCtx, func(ctx context.Context, _ bun.Tx) error {
+			_, err := db.Users().Suspend(ctx, missingID)
+			return err
+		})
+		assert.ErrorIs(t, err, pierredb.ErrNotFound)
 
 		// Nested transactions are refused rather than deadlocking.
 		err = db.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error {

@@ -1,0 +1,167 @@
+package pierredb_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pierre-mcp/pierre/pierredb"
+	"github.com/pierre-mcp/pierre/pierredb/internal/credential"
+	"github.com/pierre-mcp/pierre/pierredb/storetest"
+)
+
+// statementLog records the hand-written statements a Database runs.
+type statementLog struct {
+	mu     sync.Mutex
+	reads  []string
+	writes []string
+}
+
+func traceStatements(db *pierredb.Database) *statementLog {
+	l := &statementLog{}
+	pierredb.TraceReads(db, func(q string, _ []any) { l.mu.Lock(); l.reads = append(l.reads, q); l.mu.Unlock() })
+	pierredb.TraceWrites(db, func(q string, _ []any) { l.mu.Lock(); l.writes = append(l.writes, q); l.mu.Unlock() })
+	return l
+}
+
+func (l *statementLog) take() (reads, writes []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	reads, writes, l.reads, l.writes = l.reads, l.writes, nil, nil
+	return reads, writes
+}
+
+// keyFixture is a database with one tenant, one member and one key.
+type keyFixture struct {
+	db     *pierredb.Database
+	scope  *pierredb.TenantScope
+	userID string
+	key    pierredb.CreatedAPIKey
+}
+
+func newKeyFixture(t testing.TB, e storetest.Engine) *keyFixture {
+	t.Helper()
+	ctx := context.Background()
+	db := e.Open(t, pierredb.WithAutoApproveUsers(true))
+	u, err := pierredb.InsertUserWithHash(ctx, db, pierredb.NewUser{Email: "key-owner@example.com"}, "$argon2id$not-used")
+	require.NoError(t, err)
+	tn, err := db.Tenants().Create(ctx, pierredb.NewTenant{Name: "Keys", Slug: "keys", OwnerUserID: u.ID})
+	require.NoError(t, err)
+	scope, err := db.Tenant(ctx, tn.ID)
+	require.NoError(t, err)
+	k, err := scope.APIKeys().Create(ctx, pierredb.NewAPIKey{UserID: u.ID, Name: "fixture", Tier: pierredb.TierEnterprise})
+	require.NoError(t, err)
+	return &keyFixture{db: db, scope: scope, userID: u.ID, key: k}
+}
+
+// The hot path is one prepared read (the key with its user and tenant) and, to
+// count, one prepared write; a malformed key runs no statement at all; the last
+// use is written once per interval.
+func TestAPIKeyVerifyStatements(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		f := newKeyFixture(t, e)
+		plain := f.key.Key.Reveal()
+		log := traceStatements(f.db)
+
+		// Verify counts, a write: its lookup runs on the writer pool with the
+		// counter (see lookupCredential); Check reads on the reader pool.
+		_, err := f.db.APIKeys().Verify(ctx, plain)
+		require.NoError(t, err)
+		reads, writes := log.take()
+		assert.Empty(t, reads)
+		require.Len(t, writes, 3, "the lookup, the counter, and the first last-use write")
+		assert.Equal(t, pierredb.VerifyAPIKeySQL, writes[0])
+		assert.Equal(t, pierredb.CountAPIKeyUsageSQL(), writes[1])
+		assert.True(t, strings.HasPrefix(writes[2], "UPDATE api_keys SET last_used_at"), writes[2])
+
+		for range 3 {
+			_, err = f.db.APIKeys().Verify(ctx, plain)
+			require.NoError(t, err)
+			reads, writes = log.take()
+			assert.Empty(t, reads)
+			assert.Equal(t, []string{pierredb.VerifyAPIKeySQL, pierredb.CountAPIKeyUsageSQL()}, writes, "the lookup and the counter")
+
+			_, err = f.db.APIKeys().Check(ctx, plain)
+			require.NoError(t, err)
+			reads, writes = log.take()
+			assert.Equal(t, []string{pierredb.VerifyAPIKeySQL}, reads, "one read")
+			assert.Empty(t, writes, "Check writes nothing within the interval")
+		}
+
+		for _, bad := range []string{"", "pk_live_", plain[:len(plain)-1], plain + "0", strings.ToUpper(plain), "pk_live_" + strings.Repeat("A", 28),
+			"\x00" + plain[1:], plain[:9] + "\u00e9" + plain[11:], strings.Repeat("x", 1<<16)} {
+			for _, verify := range []func(context.Context, string) (pierredb.APIKeyPrincipal, error){f.db.APIKeys().Verify, f.db.APIKeys().Check} {
+				_, err := verify(ctx, bad)
+				require.ErrorIs(t, err, pierredb.ErrInvalidCredential)
+				reads, writes := log.take()
+				assert.Empty(t, reads, "a malformed key reaches no query")
+				assert.Empty(t, writes)
+			}
+			_, err := f.db.A2AClients().Verify(ctx, "a2a_"+strings.Repeat("A", 22), bad)
+			require.ErrorIs(t, err, pierredb.ErrInvalidCredential)
+			reads, writes := log.take()
+			assert.Empty(t, reads, "a malformed secret reaches no query")
+			assert.Empty(t, writes)
+		}
+
+		// A well-formed unknown key costs the one lookup and nothing else.
+		unknown, _ := credential.New("pk_live")
+		_, err = f.db.APIKeys().Verify(ctx, unknown)
+		require.ErrorIs(t, err, pierredb.ErrInvalidCredential)
+		reads, writes = log.take()
+		assert.Equal(t, []string{pierredb.VerifyAPIKeySQL}, append(reads, writes...))
+		assert.Less(t, f.db.Stats().PreparedStatements, 40, "the statement caches stay small")
+	})
+}
+
+// Verify is safe for concurrent use by many goroutines on many keys, and its
+// counts add up.
+func TestAPIKeyVerifyConcurrentKeys(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		f := newKeyFixture(t, e)
+		keys := []string{f.key.Key.Reveal()}
+		for i := range 3 {
+			k, err := f.scope.APIKeys().Create(ctx, pierredb.NewAPIKey{UserID: f.userID, Name: "k" + string(rune('a'+i)),
+				RateLimit: &pierredb.RateLimit{Requests: 1000}})
+			require.NoError(t, err)
+			keys = append(keys, k.Key.Reveal())
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8*25)
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 25 {
+					if _, err := f.db.APIKeys().Verify(ctx, keys[(g+i)%len(keys)]); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		page, err := f.scope.APIKeys().List(ctx, pierredb.APIKeyFilter{})
+		require.NoError(t, err)
+		var total int64
+		for _, k := range page.Items {
+			u, err := f.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
+			require.NoError(t, err)
+			for _, w := range u.Items {
+				total += w.Requests
+			}
+		}
+		assert.EqualValues(t, 200, total)
+	})
+}
