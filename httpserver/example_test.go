@@ -1,6 +1,7 @@
 package httpserver_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +11,9 @@ import (
 	"github.com/pierre-mcp/pierre/pierredb"
 )
 
-func ExampleMountHealth() {
+// Mount the health endpoint and the admin API into a host's ServeMux, then run
+// the first-admin setup.
+func ExampleMount() {
 	key, _ := keyring.Generate()
 	db, err := pierredb.Open("sqlite::memory:", key)
 	if err != nil {
@@ -19,10 +22,18 @@ func ExampleMountHealth() {
 	defer db.Close()
 
 	mux := http.NewServeMux()
-	httpserver.MountHealth(mux, db)
+	httpserver.Mount(mux, db, httpserver.Options{})
 
 	rec := httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
-	fmt.Println(rec.Code)
-	// Output: 200
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/health", nil))
+	var h httpserver.Health
+	_ = json.Unmarshal(rec.Body.Bytes(), &h)
+	fmt.Println(rec.Code, h.Status, h.Database.Backend)
+
+	rec = httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/admin/setup/status", nil))
+	fmt.Print(rec.Body.String())
+	// Output:
+	// 200 healthy sqlite
+	// {"admin_user_exists":false,"message":"No admin exists yet: POST /admin/setup with {email, password, display_name} to create the first one","needs_setup":true}
 }
