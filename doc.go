@@ -15,8 +15,11 @@
 //	                   pierre and by hosts (storetest.Conformance(t))
 //	keyring            the master key, the data keys it wraps, the field envelope
 //	                   and key rotation: crypto only, no SQL
-//	httpserver         routes a host mounts into its http.ServeMux (health)
-//	examples/server    a runnable host: go run ./examples/server
+//	pierredb/manage    the seed's management tasks (setup, users, tokens, keys,
+//	                   backup, restore, rotation) as functions and commands
+//	httpserver         health, the admin API, API-key middleware and an MCP token
+//	                   verifier, as handlers a host mounts in any router
+//	examples/server    a runnable MCP host: go run ./examples/server
 //
 // A host opens one Database per process and shares it:
 //
