@@ -23,7 +23,8 @@ func lockAdmins(ctx context.Context, db *Database, tx bun.Tx) (int, error) {
 		return 0, err
 	}
 	var n int64
-	err := tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(n), 0) FROM user_counts WHERE is_admin = ?", true).Scan(&n)
+	// user_status > '' lets PostgreSQL use the primary key (see Users.Count).
+	err := tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(n), 0) FROM user_counts WHERE user_status > '' AND is_admin = ?", true).Scan(&n)
 	return int(n), err
 }
 

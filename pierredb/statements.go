@@ -173,6 +173,7 @@ func (db *Database) inTxStmt(ctx context.Context, query string) (*sql.Stmt, erro
 // queryRow runs a read on the reader pool as a prepared statement (inside
 // RunInTx, in its transaction, so that it sees the transaction's writes).
 func (db *Database) queryRow(ctx context.Context, query string, args ...any) (*sql.Row, error) {
+	args = plainArgs(args)
 	if err := db.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -188,6 +189,7 @@ func (db *Database) queryRow(ctx context.Context, query string, args ...any) (*s
 // queryRows runs a read on the reader pool as a prepared statement (inside
 // RunInTx, in its transaction).
 func (db *Database) queryRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	args = plainArgs(args)
 	if err := db.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -204,6 +206,7 @@ func (db *Database) queryRows(ctx context.Context, query string, args ...any) (*
 // RETURNING) on the writer pool as a prepared statement, outside any explicit
 // transaction (one statement is atomic on both engines), or inside RunInTx's.
 func (db *Database) writeRow(ctx context.Context, query string, args ...any) (*sql.Row, error) {
+	args = plainArgs(args)
 	if err := db.checkWritable(); err != nil {
 		return nil, err
 	}
@@ -219,6 +222,7 @@ func (db *Database) writeRow(ctx context.Context, query string, args ...any) (*s
 // exec runs a single-statement write on the writer pool as a prepared statement
 // (inside RunInTx, in its transaction).
 func (db *Database) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	args = plainArgs(args)
 	if err := db.checkWritable(); err != nil {
 		return nil, err
 	}

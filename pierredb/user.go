@@ -248,6 +248,16 @@ func (u Users) Count(ctx context.Context, f UserFilter) (_ int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	if f.Status == "" {
+		// A condition on the key's first column that every row meets: on
+		// PostgreSQL a bulk insert of users in one transaction leaves the six
+		// counter rows' dead versions over hundreds of pages that VACUUM cannot
+		// give back, and a sequential scan reads them all; with it the planner
+		// can use the primary key (5 buffers instead of 607 after 100k users in
+		// one transaction). An IN list of the statuses did the same, but made
+		// modernc's SQLite build a temporary table on every count (12x slower).
+		conds = append([]string{"c.user_status > ''"}, conds...)
+	}
 	q := "SELECT COALESCE(SUM(c.n), 0) FROM user_counts c"
 	for i, c := range conds {
 		q += map[bool]string{true: " WHERE ", false: " AND "}[i == 0] + c
