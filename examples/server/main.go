@@ -94,15 +94,7 @@ func serve(ctx context.Context, logger *slog.Logger, stderr io.Writer) error {
 	}
 	defer db.Close()
 
-	hs := httpserver.Options{Logger: logger, Version: version}
-	mux := http.NewServeMux()
-	httpserver.Mount(mux, db, hs)
-	mcpServer := newMCPServer(db, activities{db: db}, version)
-	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return mcpServer }, nil)
-	verifier := httpserver.MCPVerifier(db)
-	calls := &inflight{}
-	mux.Handle("/mcp", httpserver.RequireAPIKey(db, hs)(auth.RequireBearerToken(verifier, nil)(calls.track(mcpHandler))))
-	mux.Handle("POST /api/auth/register", registerHandler(db))
+	mux, mcpServer, calls := routes(db, logger)
 
 	ln, err := net.Listen("tcp", net.JoinHostPort("", port))
 	if err != nil {
@@ -143,6 +135,22 @@ func serve(ctx context.Context, logger *slog.Logger, stderr io.Writer) error {
 	}
 	logger.Info("stopped cleanly")
 	return nil
+}
+
+// routes is everything the server answers: health and the admin API, MCP
+// behind the API-key check, and registration. calls tracks the MCP calls in
+// flight, so that shutdown can wait for them.
+func routes(db *pierredb.Database, logger *slog.Logger) (mux *http.ServeMux, mcpServer *mcp.Server, calls *inflight) {
+	hs := httpserver.Options{Logger: logger, Version: version}
+	mux = http.NewServeMux()
+	httpserver.Mount(mux, db, hs)
+	mcpServer = newMCPServer(db, activities{db: db}, version)
+	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return mcpServer }, nil)
+	verifier := httpserver.MCPVerifier(db)
+	calls = &inflight{}
+	mux.Handle("/mcp", httpserver.RequireAPIKey(db, hs)(auth.RequireBearerToken(verifier, nil)(calls.track(mcpHandler))))
+	mux.Handle("POST /api/auth/register", registerHandler(db))
+	return mux, mcpServer, calls
 }
 
 // ensureMasterKey decides where the master key comes from. A key in the
