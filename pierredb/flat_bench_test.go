@@ -30,7 +30,8 @@ import (
 //	Scale/<engine>/Count/<case>/<size>/{pierre,raw-prepared,raw-count}
 //	Scale/sqlite/ConnSpeed/connN/<size>                           one lookup on separate connections
 //	Scale/<engine>/Throttle/{due,skip}/seen-N/<size>              Touch with N other users seen
-//	Scale/<engine>/Write/<case>/<size>/{pierre,raw-prepared}      the hot writes
+//	Scale/<engine>/Write/<case>/<size>/{pierre,raw-prepared,paired}
+//	                                                              the hot writes
 //	Scale/<engine>/Throughput/<size>/{pierre,raw-prepared}        concurrent Touch writers
 //
 // Each engine and size is seeded once per process (raw multi-row inserts, one

@@ -77,17 +77,34 @@ func (w *world) benchWrite(b *testing.B) {
 				b.Fatalf("%d users written in %d touches, want %d", written, n, min(n, len(ids)))
 			}
 		}
-		b.Run("pierre", func(b *testing.B) { touch(b, users.Touch) })
-		b.Run("raw-prepared", func(b *testing.B) {
+		rawTouch := func(b *testing.B) func(ctx context.Context, id string) error {
 			stmt := w.prepare(b, writer, "UPDATE users SET last_active = ? WHERE id = ? AND (last_active IS NULL OR last_active < ?)")
-			touch(b, func(ctx context.Context, id string) error {
+			return func(ctx context.Context, id string) error {
 				now := clk.now()
 				res, err := stmt.ExecContext(ctx, textStamp(now), id, textStamp(now.Add(-lastActiveInterval)))
 				if n, err := rowsOf(res, err); err != nil || n != 1 {
 					return fmt.Errorf("touch wrote %d rows: %v", n, err)
 				}
 				return nil
-			})
+			}
+		}
+		b.Run("pierre", func(b *testing.B) { touch(b, users.Touch) })
+		b.Run("raw-prepared", func(b *testing.B) { touch(b, rawTouch(b)) })
+		// Both alternately, each on its own next user.
+		b.Run("paired", func(b *testing.B) {
+			raw := rawTouch(b)
+			clk.advance(2 * time.Hour)
+			w.checkpoint(b, w.writer)
+			first, n := startAt(len(ids)), 0
+			next := func() string {
+				if n > 0 && n%len(ids) == 0 {
+					clk.advance(2 * time.Hour)
+				}
+				n++
+				return ids[(first+n)%len(ids)]
+			}
+			pairedWrites(b, func(ctx context.Context) error { return users.Touch(ctx, next()) },
+				func(ctx context.Context) error { return raw(ctx, next()) })
 		})
 	})
 
@@ -215,20 +232,37 @@ func (w *world) benchWrite(b *testing.B) {
 				}
 			}
 		})
-		b.Run("raw-prepared", func(b *testing.B) {
+		rawInsert := func(b *testing.B) func(ctx context.Context) error {
 			stmt := w.prepare(b, writer, "INSERT INTO users (id, email, display_name, password_hash, tier, tenant_id,"+
 				" is_active, is_admin, user_status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			return func(ctx context.Context) error {
+				now := textStamp(clk.now())
+				_, err := stmt.ExecContext(ctx, uuid.Must(uuid.NewV7()).String(), benchEmail("ins"), "Bench User", w.hash, "starter",
+					sql.NullString{}, true, false, "pending", now, now)
+				return err
+			}
+		}
+		b.Run("raw-prepared", func(b *testing.B) {
+			insert := rawInsert(b)
 			w.checkpoint(b, w.writer)
 			meterCPU(b)
 			ctx := b.Context()
 			for b.Loop() {
-				now := textStamp(clk.now())
-				_, err := stmt.ExecContext(ctx, uuid.Must(uuid.NewV7()).String(), benchEmail("ins"), "Bench User", w.hash, "starter",
-					sql.NullString{}, true, false, "pending", now, now)
-				if err != nil {
+				if err := insert(ctx); err != nil {
 					b.Fatal(err)
 				}
 			}
+		})
+		b.Run("paired", func(b *testing.B) {
+			raw := rawInsert(b)
+			w.checkpoint(b, w.writer)
+			pairedWrites(b, func(ctx context.Context) error {
+				u, err := pierredb.InsertUserWithHash(ctx, wdb, pierredb.NewUser{Email: benchEmail("ins"), DisplayName: "Bench User"}, w.hash)
+				if err == nil && u.Status != pierredb.StatusPending {
+					err = fmt.Errorf("status %s", u.Status)
+				}
+				return err
+			}, raw)
 		})
 	})
 
@@ -297,6 +331,40 @@ func (w *world) checkpoint(b *testing.B, pool *sql.DB) {
 	if err := pool.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &done); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// pairedWrites runs pierre's write and the baseline's alternately, one of each
+// an iteration (which goes first alternates), each timed, and reports their
+// medians (pierre-ns, raw-ns) and ratio: both sides meet the same load and
+// the same moment of the database's life (its WAL, its checkpoints, the
+// server's flushes), which sides run one after the other do not.
+func pairedWrites(b *testing.B, pierre, raw func(ctx context.Context) error) {
+	ctx := b.Context()
+	var p, r []time.Duration
+	timed := func(write func(context.Context) error) time.Duration {
+		start := time.Now()
+		if err := write(ctx); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	i := 0
+	for b.Loop() {
+		if i%2 == 0 {
+			p = append(p, timed(pierre))
+			r = append(r, timed(raw))
+		} else {
+			r = append(r, timed(raw))
+			p = append(p, timed(pierre))
+		}
+		i++
+	}
+	slices.Sort(p)
+	slices.Sort(r)
+	pm, rm := p[len(p)/2], r[len(r)/2]
+	b.ReportMetric(float64(pm.Nanoseconds()), "pierre-ns")
+	b.ReportMetric(float64(rm.Nanoseconds()), "raw-ns")
+	b.ReportMetric(float64(pm)/float64(rm), "ratio")
 }
 
 // cycle runs write on ids in turn, one id an iteration.
