@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -516,65 +515,52 @@ func (w *world) benchRead(b *testing.B) {
 			}
 		})
 	})
-	w.add("Read/MemberGet", func(b *testing.B) {
-		get := func(b *testing.B, scope func() *pierredb.TenantScope) {
-			meterCPU(b)
-			ctx := b.Context()
-			i := 0
-			for b.Loop() {
-				m, err := scope().Members().Get(ctx, ids[i%len(ids)])
-				if err != nil || m.UserID == "" {
-					b.Fatal(err)
-				}
-				i++
+	for _, c := range []struct {
+		name string
+		read func(ctx context.Context, s *pierredb.TenantScope, id string) error
+		raw  string // the baseline's SELECT, by tenant and user
+		dest func(backend pierredb.Backend) []any
+	}{
+		{"MemberGet", func(ctx context.Context, s *pierredb.TenantScope, id string) error {
+			m, err := s.Members().Get(ctx, id)
+			if err == nil && m.UserID != id {
+				err = fmt.Errorf("got member %q", m.UserID)
 			}
-		}
-		b.Run("pierre-new-scope", func(b *testing.B) { get(b, w.newScope(b)) })
-		b.Run("pierre-same-scope", func(b *testing.B) { get(b, w.sameScope(b)) })
-		b.Run("paired-scope", func(b *testing.B) {
-			w.pairedScope(b, func(ctx context.Context, s *pierredb.TenantScope, id string) error {
-				_, err := s.Members().Get(ctx, id)
-				return err
-			})
-		})
-		b.Run("raw-prepared", func(b *testing.B) {
-			stmt := w.prepare(b, w.reader, "SELECT "+benchMemberColumns+" FROM tenant_users m WHERE m.tenant_id = ? AND m.user_id = ?")
-			w.rawOne(b, func(ctx context.Context, i int) error {
-				var m rawMember
-				return stmt.QueryRowContext(ctx, w.big, ids[i%len(ids)]).Scan(m.dest(w.backend)...)
-			})
-		})
-	})
-	w.add("Read/MemberGetUser", func(b *testing.B) {
-		get := func(b *testing.B, scope func() *pierredb.TenantScope) {
-			meterCPU(b)
-			ctx := b.Context()
-			i := 0
-			for b.Loop() {
-				u, err := scope().Members().GetUser(ctx, ids[i%len(ids)])
-				if err != nil || u.ID == "" {
-					b.Fatal(err)
-				}
-				i++
+			return err
+		}, "SELECT " + benchMemberColumns + " FROM tenant_users m WHERE m.tenant_id = ? AND m.user_id = ?",
+			func(backend pierredb.Backend) []any { var m rawMember; return m.dest(backend) }},
+		{"MemberGetUser", func(ctx context.Context, s *pierredb.TenantScope, id string) error {
+			u, err := s.Members().GetUser(ctx, id)
+			if err == nil && u.ID != id {
+				err = fmt.Errorf("got user %q", u.ID)
 			}
-		}
-		b.Run("pierre-new-scope", func(b *testing.B) { get(b, w.newScope(b)) })
-		b.Run("pierre-same-scope", func(b *testing.B) { get(b, w.sameScope(b)) })
-		b.Run("paired-scope", func(b *testing.B) {
-			w.pairedScope(b, func(ctx context.Context, s *pierredb.TenantScope, id string) error {
-				_, err := s.Members().GetUser(ctx, id)
-				return err
+			return err
+		}, "SELECT " + benchUserColumns + " FROM tenant_users m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = ? AND m.user_id = ?",
+			func(backend pierredb.Backend) []any { var u rawUser; return u.dest(backend) }},
+	} {
+		w.add("Read/"+c.name, func(b *testing.B) {
+			get := func(b *testing.B, scope func() *pierredb.TenantScope) {
+				meterCPU(b)
+				ctx := b.Context()
+				i := 0
+				for b.Loop() {
+					if err := c.read(ctx, scope(), ids[i%len(ids)]); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			}
+			b.Run("pierre-new-scope", func(b *testing.B) { get(b, w.newScope(b)) })
+			b.Run("pierre-same-scope", func(b *testing.B) { get(b, w.sameScope(b)) })
+			b.Run("paired-scope", func(b *testing.B) { w.pairedScope(b, c.read) })
+			b.Run("raw-prepared", func(b *testing.B) {
+				stmt := w.prepare(b, w.reader, c.raw)
+				w.rawOne(b, func(ctx context.Context, i int) error {
+					return stmt.QueryRowContext(ctx, w.big, ids[i%len(ids)]).Scan(c.dest(w.backend)...)
+				})
 			})
 		})
-		b.Run("raw-prepared", func(b *testing.B) {
-			stmt := w.prepare(b, w.reader, "SELECT "+benchUserColumns+" FROM tenant_users m JOIN users u ON u.id = m.user_id"+
-				" WHERE m.tenant_id = ? AND m.user_id = ?")
-			w.rawOne(b, func(ctx context.Context, i int) error {
-				var u rawUser
-				return stmt.QueryRowContext(ctx, w.big, ids[i%len(ids)]).Scan(u.dest(w.backend)...)
-			})
-		})
-	})
+	}
 	w.add("Read/UserGet", func(b *testing.B) {
 		b.Run("pierre", func(b *testing.B) {
 			meterCPU(b)
@@ -617,50 +603,25 @@ func (w *world) benchRead(b *testing.B) {
 	})
 }
 
-// pairedScope runs the same scoped read twice per iteration, once through a
-// scope made for it and once through one scope made before the loop, each
-// timed, alternating which goes first: both see the same load, which
-// sequential sides do not. It reports the medians (new-ns, reused-ns) and
-// their ratio.
+// pairedScope runs the same scoped read through a scope made for it and
+// through one scope made before the loop, alternately, on the same
+// member each iteration: new-ns, reused-ns and their ratio.
 func (w *world) pairedScope(b *testing.B, read func(ctx context.Context, s *pierredb.TenantScope, id string) error) {
-	ctx := b.Context()
-	reused, err := w.db.Tenant(ctx, w.big)
+	reused, err := w.db.Tenant(b.Context(), w.big)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ids := w.bigMembers
-	var fresh, kept []time.Duration
-	timed := func(newScope bool, id string) time.Duration {
-		start := time.Now()
-		s := reused
-		if newScope {
-			if s, err = w.db.Tenant(ctx, w.big); err != nil {
-				b.Fatal(err)
-			}
+	ids, start := w.bigMembers, startAt(len(w.bigMembers))
+	id := func(i int) string { return ids[(start+i)%len(ids)] }
+	alternate(b, [2]string{"new", "reused"}, func(ctx context.Context, i int) error {
+		s, err := w.db.Tenant(ctx, w.big)
+		if err != nil {
+			return err
 		}
-		if err := read(ctx, s, id); err != nil {
-			b.Fatal(err)
-		}
-		return time.Since(start)
-	}
-	i := startAt(len(ids))
-	for b.Loop() {
-		id := ids[i%len(ids)]
-		if i%2 == 0 {
-			fresh = append(fresh, timed(true, id))
-			kept = append(kept, timed(false, id))
-		} else {
-			kept = append(kept, timed(false, id))
-			fresh = append(fresh, timed(true, id))
-		}
-		i++
-	}
-	slices.Sort(fresh)
-	slices.Sort(kept)
-	f, k := fresh[len(fresh)/2], kept[len(kept)/2]
-	b.ReportMetric(float64(f.Nanoseconds()), "new-ns")
-	b.ReportMetric(float64(k.Nanoseconds()), "reused-ns")
-	b.ReportMetric(float64(f)/float64(k), "ratio")
+		return read(ctx, s, id(i))
+	}, func(ctx context.Context, i int) error {
+		return read(ctx, reused, id(i))
+	})
 }
 
 // newScope makes a scope per read, as a request handler does.

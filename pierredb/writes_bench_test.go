@@ -333,38 +333,43 @@ func (w *world) checkpoint(b *testing.B, pool *sql.DB) {
 	}
 }
 
-// pairedWrites runs pierre's write and the baseline's alternately, one of each
-// an iteration (which goes first alternates), each timed, and reports their
-// medians (pierre-ns, raw-ns) and ratio: both sides meet the same load and
-// the same moment of the database's life (its WAL, its checkpoints, the
-// server's flushes), which sides run one after the other do not.
-func pairedWrites(b *testing.B, pierre, raw func(ctx context.Context) error) {
+// alternate runs two operations alternately, one of each an iteration (which
+// goes first alternates), each timed, and reports their medians (<names[0]>-ns,
+// <names[1]>-ns) and the first's over the second's (ratio): both meet the same
+// load and the same moment of the database's life (its WAL, its checkpoints,
+// the server's flushes), which sides run one after the other do not. i is the
+// iteration.
+func alternate(b *testing.B, names [2]string, first, second func(ctx context.Context, i int) error) {
 	ctx := b.Context()
-	var p, r []time.Duration
-	timed := func(write func(context.Context) error) time.Duration {
+	var d [2][]time.Duration
+	ops := [2]func(context.Context, int) error{first, second}
+	timed := func(k, i int) {
 		start := time.Now()
-		if err := write(ctx); err != nil {
+		if err := ops[k](ctx, i); err != nil {
 			b.Fatal(err)
 		}
-		return time.Since(start)
+		d[k] = append(d[k], time.Since(start))
 	}
 	i := 0
 	for b.Loop() {
-		if i%2 == 0 {
-			p = append(p, timed(pierre))
-			r = append(r, timed(raw))
-		} else {
-			r = append(r, timed(raw))
-			p = append(p, timed(pierre))
-		}
+		timed(i%2, i)
+		timed(1-i%2, i)
 		i++
 	}
-	slices.Sort(p)
-	slices.Sort(r)
-	pm, rm := p[len(p)/2], r[len(r)/2]
-	b.ReportMetric(float64(pm.Nanoseconds()), "pierre-ns")
-	b.ReportMetric(float64(rm.Nanoseconds()), "raw-ns")
-	b.ReportMetric(float64(pm)/float64(rm), "ratio")
+	var med [2]time.Duration
+	for k := range d {
+		slices.Sort(d[k])
+		med[k] = d[k][len(d[k])/2]
+		b.ReportMetric(float64(med[k].Nanoseconds()), names[k]+"-ns")
+	}
+	b.ReportMetric(float64(med[0])/float64(med[1]), "ratio")
+}
+
+// pairedWrites is alternate for pierre's write and the baseline's.
+func pairedWrites(b *testing.B, pierre, raw func(ctx context.Context) error) {
+	alternate(b, [2]string{"pierre", "raw"},
+		func(ctx context.Context, _ int) error { return pierre(ctx) },
+		func(ctx context.Context, _ int) error { return raw(ctx) })
 }
 
 // cycle runs write on ids in turn, one id an iteration.
