@@ -291,7 +291,9 @@ func TestWriterTransactionsAreImmediate(t *testing.T) {
 	start := time.Now()
 	_, err = b.Writer.ExecContext(ctx, "INSERT INTO t (id) VALUES (1)")
 	require.ErrorIs(t, b.Classify(err), engine.ErrBusy)
-	assert.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond, "busy_timeout did not wait")
+	// SQLite's busy handler sleeps in steps whose sum can fall a little short
+	// of the timeout (39.9 ms of 50 was seen); failing at once would be ~0.
+	assert.GreaterOrEqual(t, time.Since(start), 25*time.Millisecond, "busy_timeout did not wait")
 	// Readers are not blocked by the writer (WAL).
 	var n int
 	require.NoError(t, b.Reader.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n))
