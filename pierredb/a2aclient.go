@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -257,21 +256,13 @@ func cleanClientURL(what, raw string) (string, error) {
 	switch strings.ToLower(u.Scheme) {
 	case "https":
 	case "http":
-		if !a2aLoopbackHost(u.Hostname()) {
+		if !isLoopbackHost(u.Hostname()) {
 			return "", fmt.Errorf("%w: %s must use https (http only on a loopback address such as 127.0.0.1)", ErrInvalidArgument, what)
 		}
 	default:
 		return "", fmt.Errorf("%w: %s must use https (http only on a loopback address such as 127.0.0.1)", ErrInvalidArgument, what)
 	}
 	return s, nil
-}
-
-func a2aLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 func cleanRedirectURIs(uris []string) ([]string, error) {
@@ -479,7 +470,9 @@ func (c A2AClients) change(ctx context.Context, clientID string, sets []string, 
 		return client, err
 	}
 	var cur a2aClientRow
-	err = db.writer(ctx).NewSelect().Model(&cur).Where("tenant_id = ? AND client_id = ?", c.s.id, clientID).Scan(ctx)
+	// Not the secret's hash: it never leaves this function, and need not be read.
+	err = db.writer(ctx).NewSelect().Model(&cur).ExcludeColumn("client_secret_hash").
+		Where("tenant_id = ? AND client_id = ?", c.s.id, clientID).Scan(ctx)
 	if isNoRows(err) {
 		return A2AClient{}, notFound("A2A client")
 	}

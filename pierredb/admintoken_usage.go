@@ -286,7 +286,11 @@ func (a AdminTokens) ListUsage(ctx context.Context, tokenID string, f AdminUsage
 	}
 	conds, args := []string{"u.admin_token_id = ?"}, []any{tokenID}
 	if !f.Since.IsZero() {
-		conds, args = append(conds, "u.timestamp >= ?"), append(args, at(f.Since))
+		since, err := boundTime("since", f.Since)
+		if err != nil {
+			return Page[AdminTokenUsage]{}, err
+		}
+		conds, args = append(conds, "u.timestamp >= ?"), append(args, since)
 	}
 	scanner := newAdminUsageScanner()
 	page, err := readPage(ctx, db,

@@ -372,9 +372,13 @@ func (o OAuthTokens) ListExpiring(ctx context.Context, before time.Time, opts Li
 	if before.IsZero() {
 		return Page[OAuthToken]{}, fmt.Errorf("%w: the time tokens expire before is required", ErrInvalidArgument)
 	}
+	limit, err := boundTime("the time tokens expire before", before)
+	if err != nil {
+		return Page[OAuthToken]{}, err
+	}
 	page, err := readPage(ctx, db,
 		listing{selectFrom: "SELECT " + oauthTokenColumns + " FROM user_oauth_tokens o",
-			conds: []string{"o.tenant_id = ?", "o.expires_at < ?"}, args: []any{o.s.id, at(before)},
+			conds: []string{"o.tenant_id = ?", "o.expires_at < ?"}, args: []any{o.s.id, limit},
 			keyset: [2]string{"o.expires_at", "o.id"}},
 		opts, db.scanOAuthToken, func(t OAuthToken) (time.Time, string) { return t.ExpiresAt, t.ID })
 	if err == nil && len(page.Items) == 0 && opts.Cursor == "" {

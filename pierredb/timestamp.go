@@ -31,6 +31,17 @@ func (t dbTime) Value() (driver.Value, error) {
 	return t.UTC().Truncate(time.Microsecond).Format(timeLayout), nil
 }
 
+// boundTime is t as a statement argument that compares with stored
+// timestamps, refusing a time outside the years 1 to 9999: SQLite compares
+// timestamps as text, where a five-digit year sorts before every stored one,
+// so the engines would answer differently.
+func boundTime(what string, t time.Time) (dbTime, error) {
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return dbTime{}, fmt.Errorf("%w: %s is outside the years 1 to 9999", ErrInvalidArgument, what)
+	}
+	return at(t), nil
+}
+
 // plainArgs returns args with each dbTime replaced by its driver value (its
 // text, or nil), copying args only when it holds one. database/sql sends the
 // same value either way, but pgx, handed the struct, first tries its binary

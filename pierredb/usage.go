@@ -207,14 +207,17 @@ func (u usageTable) list(ctx context.Context, db *Database, tenantID, id string,
 	conds := []string{"w.tenant_id = ?", "w." + u.owner + " = ?"}
 	args := []any{tenantID, id}
 	if !o.Since.IsZero() {
-		conds, args = append(conds, "w.window_start >= ?"), append(args, at(o.Since))
+		since, err := boundTime("since", o.Since)
+		if err != nil {
+			return Page[UsageWindow]{}, err
+		}
+		conds, args = append(conds, "w.window_start >= ?"), append(args, since)
 	}
 	var start, updated dbTime
 	var n int64
-	var owner string
-	dest := []any{&start, &n, &updated, &owner}
+	dest := []any{&start, &n, &updated}
 	page, err := readPage(ctx, db,
-		listing{selectFrom: "SELECT w.window_start, w.request_count, w.updated_at, w." + u.owner + " FROM " + u.table + " w",
+		listing{selectFrom: "SELECT w.window_start, w.request_count, w.updated_at FROM " + u.table + " w",
 			conds: conds, args: args, keyset: [2]string{"w.window_start", "w." + u.owner}},
 		ListOptions{Limit: o.Limit, Cursor: o.Cursor},
 		func(r rowScanner) (UsageWindow, error) {
