@@ -507,8 +507,9 @@ func (o OAuthTokens) Update(ctx context.Context, userID string, provider Provide
 // error from fn is returned as is (wrapped once). fn's UserID and Provider may
 // not change.
 //
-// A data key rotation that re-encrypts the token meanwhile also makes Refresh
-// fail with ErrConflict (nothing is lost; read and refresh again). No token is
+// A write meanwhile that leaves the pair as it was (an Update of the last sync
+// time, a data key rotation re-encrypting the token) does not make Refresh
+// fail: the swap is retried against the row as it now is. No token is
 // ErrNotFound.
 func (o OAuthTokens) Refresh(ctx context.Context, userID string, provider Provider, fn func(ctx context.Context, old OAuthToken) (OAuthToken, error)) (_ OAuthToken, err error) {
 	db := o.s.db
@@ -550,27 +551,47 @@ func (o OAuthTokens) Refresh(ctx context.Context, userID string, provider Provid
 		return OAuthToken{}, err
 	}
 	now := at(db.now())
-	res, err := db.writeRow(ctx, "UPDATE user_oauth_tokens SET access_token_encrypted = ?, refresh_token_encrypted = ?, token_type = ?,"+
-		" expires_at = ?, scope = ?, last_sync_at = ?, updated_at = ? WHERE id = ? AND access_token_encrypted = ? RETURNING id",
-		st.access, st.refresh, st.tokenType, oauthTimeArg(st.expiresAt), st.scope, oauthTimeArg(st.lastSyncAt), oauthTimeArg(now),
-		row.ID, row.AccessToken)
-	if err != nil {
-		return OAuthToken{}, err
-	}
-	var id string
-	if err := res.Scan(&id); isNoRows(err) {
-		// Changed or gone since it was read: say which.
-		n, err := scanCount(ctx, db, "SELECT count(*) FROM user_oauth_tokens WHERE tenant_id = ? AND user_id = ? AND provider = ?",
-			o.s.id, userID, string(provider))
+	// The swap compares the stored access token's ciphertext, which every
+	// write replaces: also a write that left the pair as it was (Update of the
+	// last sync time, a data key rotation). Such a write must not cost the
+	// pair the provider has just issued (a used refresh token is gone), so on
+	// a miss the row is read again and, if its pair is still old's, the swap
+	// is retried against its new ciphertext.
+	expected := row.AccessToken
+	for attempt := 0; ; attempt++ {
+		res, err := db.writeRow(ctx, "UPDATE user_oauth_tokens SET access_token_encrypted = ?, refresh_token_encrypted = ?, token_type = ?,"+
+			" expires_at = ?, scope = ?, last_sync_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND access_token_encrypted = ? RETURNING id",
+			st.access, st.refresh, st.tokenType, oauthTimeArg(st.expiresAt), st.scope, oauthTimeArg(st.lastSyncAt), oauthTimeArg(now),
+			o.s.id, row.ID, expected)
 		if err != nil {
 			return OAuthToken{}, err
 		}
-		if n == 0 {
+		var id string
+		err = res.Scan(&id)
+		if err == nil {
+			break
+		}
+		if !isNoRows(err) {
+			return OAuthToken{}, err
+		}
+		// Changed or gone since it was read: say which, or retry.
+		var cur oauthTokenRow
+		now, err := readOne(ctx, db, "oauth token", getOAuthTokenSQL, []any{o.s.id, userID, string(provider)}, func(r rowScanner) (OAuthToken, error) {
+			if err := r.Scan(oauthTokenMap.dest(&cur)...); err != nil {
+				return OAuthToken{}, err
+			}
+			return db.oauthToken(&cur)
+		})
+		if isNotFound(err) {
 			return OAuthToken{}, noToken(provider)
 		}
-		return OAuthToken{}, fmt.Errorf("%w: the token changed while it was refreshed (another refresh won); read it again", ErrConflict)
-	} else if err != nil {
-		return OAuthToken{}, err
+		if err != nil {
+			return OAuthToken{}, err
+		}
+		if cur.ID != row.ID || !now.AccessToken.Equal(old.AccessToken) || !now.RefreshToken.Equal(old.RefreshToken) || attempt == 3 {
+			return OAuthToken{}, fmt.Errorf("%w: the token changed while it was refreshed (another refresh won); read it again", ErrConflict)
+		}
+		expected = cur.AccessToken
 	}
 	old.UpdatedAt = now.Time
 	return st.apply(old, next), nil

@@ -344,6 +344,50 @@ var _ = register("OAuthTokens", "Update", func(t *testing.T) {
 	})
 })
 
+// A write during a Refresh's provider call that leaves the pair as it was (an
+// Update of the last sync time) does not cost the pair the provider issued:
+// the provider has consumed the old refresh token, so dropping the new pair
+// would break the connection. A write that changes the pair still wins.
+var _ = register("OAuthTokens", "RefreshBesideSyncUpdate", func(t *testing.T) {
+	Run(t, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		db := e.Open(t)
+		owner := activeUser(t, db, "owner")
+		_, scope := newTenant(t, db, owner)
+		tokens := scope.OAuthTokens()
+		putToken(t, scope, owner.ID, pierredb.ProviderFitbit, "before")
+		synced := base.Add(time.Hour)
+		access, refresh := oauthSecret("access", "issued"), oauthSecret("refresh", "issued")
+		refreshed, err := tokens.Refresh(ctx, owner.ID, pierredb.ProviderFitbit, func(_ context.Context, old pierredb.OAuthToken) (pierredb.OAuthToken, error) {
+			_, err := tokens.Update(ctx, owner.ID, pierredb.ProviderFitbit, func(cur pierredb.OAuthToken) (pierredb.OAuthToken, error) {
+				cur.LastSyncAt = synced
+				return cur, nil
+			})
+			require.NoError(t, err)
+			old.AccessToken, old.RefreshToken = pierredb.NewOAuthSecret(access), pierredb.NewOAuthSecret(refresh)
+			return old, nil
+		})
+		require.NoError(t, err)
+		got, err := tokens.Get(ctx, owner.ID, pierredb.ProviderFitbit)
+		require.NoError(t, err)
+		sameToken(t, refreshed, got)
+		assert.Equal(t, access, got.AccessToken.Reveal())
+		assert.Equal(t, refresh, got.RefreshToken.Reveal())
+
+		// A write that changes the pair meanwhile still makes Refresh lose.
+		_, err = tokens.Refresh(ctx, owner.ID, pierredb.ProviderFitbit, func(_ context.Context, old pierredb.OAuthToken) (pierredb.OAuthToken, error) {
+			putToken(t, scope, owner.ID, pierredb.ProviderFitbit, "winner")
+			old.AccessToken = pierredb.NewOAuthSecret(oauthSecret("access", "loser"))
+			return old, nil
+		})
+		require.ErrorIs(t, err, pierredb.ErrConflict)
+		got, err = tokens.Get(ctx, owner.ID, pierredb.ProviderFitbit)
+		require.NoError(t, err)
+		assert.NotEqual(t, oauthSecret("access", "loser"), got.AccessToken.Reveal())
+	})
+})
+
 // fakeProvider issues token pairs. A single-use provider (Fitbit) refuses a
 // refresh token used twice; a reusable one (Strava) accepts it again.
 type fakeProvider struct {
