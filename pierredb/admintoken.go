@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -120,52 +119,14 @@ func (t AdminToken) Usable(now time.Time) bool {
 	return t.IsActive && !t.Superseded && (t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt))
 }
 
-// AdminTokenSecret is an issued admin token (the JWT) as Create returns it, once.
-// It redacts itself in every fmt verb, in slog and in JSON; Reveal returns the
-// token, to hand to the service that will use it.
-type AdminTokenSecret struct{ token string }
-
-// Reveal returns the token. Give it to its service and drop it: pierre keeps
-// only its keyed hash and cannot show it again.
-func (s AdminTokenSecret) Reveal() string { return s.token }
-
-// String returns a redacted description.
-func (s AdminTokenSecret) String() string {
-	if s.token == "" {
-		return "pierredb.AdminTokenSecret(none)"
-	}
-	return "pierredb.AdminTokenSecret(REDACTED)"
-}
-
-// GoString returns the redacted description, for %#v.
-func (s AdminTokenSecret) GoString() string { return s.String() }
-
-// Format prints the redacted description for every verb.
-func (s AdminTokenSecret) Format(f fmt.State, verb rune) {
-	out := s.String()
-	if verb == 'q' {
-		out = strconv.Quote(out)
-	}
-	_, _ = f.Write([]byte(out))
-}
-
-// LogValue implements slog.LogValuer with the redacted description.
-func (s AdminTokenSecret) LogValue() slog.Value { return slog.StringValue(s.String()) }
-
-// MarshalJSON encodes the redacted description.
-func (s AdminTokenSecret) MarshalJSON() ([]byte, error) {
-	return []byte(strconv.Quote(s.String())), nil
-}
-
-// MarshalText implements encoding.TextMarshaler with the redacted description.
-func (s AdminTokenSecret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
 // CreatedAdminToken is a newly issued admin token: its stored form, and the
 // token itself, returned this once.
 type CreatedAdminToken struct {
 	AdminToken
-	// Token is the JWT; it redacts itself (see AdminTokenSecret.Reveal).
-	Token AdminTokenSecret
+	// Token is the JWT, returned this once: give Token.Reveal() to its
+	// service; pierre keeps only its keyed hash. It redacts itself in every
+	// fmt verb, slog and JSON, also inside another type's unexported field.
+	Token CredentialSecret
 }
 
 // LogValue logs the token's id and service, never the token.
@@ -537,7 +498,7 @@ func (db *Database) issueAdminToken(ctx context.Context, tx bun.Tx, row *adminTo
 	if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
 		return CreatedAdminToken{}, db.reword(err, ErrAlreadyExists, "an admin token with that id exists; try again")
 	}
-	return CreatedAdminToken{AdminToken: row.token(sql.NullString{String: sec.hash, Valid: true}), Token: AdminTokenSecret{token: token}}, nil
+	return CreatedAdminToken{AdminToken: row.token(sql.NullString{String: sec.hash, Valid: true}), Token: newCredentialSecret(token)}, nil
 }
 
 // Get returns the admin token with id, or ErrNotFound.

@@ -111,7 +111,7 @@
 // Provider tokens and client secrets are sealed with the field envelope under
 // the data key, bound to their tenant, user, provider and column, so a value
 // copied anywhere else fails to decrypt; reads return them in types that print
-// a placeholder (OAuthSecret, CredentialSecret, AdminTokenSecret) and give the
+// a placeholder (OAuthSecret, CredentialSecret) and give the
 // value only through Reveal. API keys, A2A secrets and admin tokens are kept as
 // keyed hashes (HMAC under the keyring's hashing key), so the database alone
 // cannot test guesses. Several instances share the keyring: one that meets a

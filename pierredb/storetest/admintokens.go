@@ -912,7 +912,10 @@ var _ = register("AdminTokens", "Redaction", func(t *testing.T) {
 		sig := token[strings.LastIndexByte(token, '.')+1:]
 		var outs []string
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X"} {
-			outs = append(outs, fmt.Sprintf(verb, c), fmt.Sprintf(verb, c.Token), fmt.Sprintf(verb, &c))
+			outs = append(outs, fmt.Sprintf(verb, c), fmt.Sprintf(verb, c.Token), fmt.Sprintf(verb, &c),
+				// Kept in another type's unexported field, where fmt cannot
+				// call the token's own redacting methods.
+				fmt.Sprintf(verb, struct{ kept pierredb.CreatedAdminToken }{c}))
 		}
 		j, err := json.Marshal(c)
 		require.NoError(t, err)
