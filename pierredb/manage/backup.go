@@ -413,7 +413,11 @@ func restoreSQLite(ctx context.Context, env Env, key keyring.MasterKey, live, sr
 		}
 	}
 	if err := os.Rename(tmp, live); err != nil {
-		return RestoreResult{}, fmt.Errorf("install the restored database: %w (the current database is kept as %s)", err, prev)
+		// The current database is still in place: give it back the log
+		// moved aside above, or it would open without those writes.
+		undo()
+		_ = os.Remove(prev)
+		return RestoreResult{}, fmt.Errorf("install the restored database: %w; nothing was changed", err)
 	}
 	syncDir(filepath.Dir(live))
 	res.Previous = prev

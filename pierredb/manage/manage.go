@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -378,6 +379,9 @@ func parseDuration(s string) (time.Duration, error) {
 			var v int
 			if _, err := fmt.Sscanf(n, "%d", &v); err != nil || v < 0 || fmt.Sprint(v) != n {
 				return 0, fmt.Errorf("%q is not a duration (use 90d, 1y, 12h, 30m, or 0 for never)", shorten(s))
+			}
+			if int64(v) > math.MaxInt64/int64(u.d) {
+				return 0, fmt.Errorf("%q is too long a duration (use 0 for never)", shorten(s))
 			}
 			return time.Duration(v) * u.d, nil
 		}
