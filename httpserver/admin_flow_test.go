@@ -149,6 +149,7 @@ func TestAdminFlow(t *testing.T) {
 				{"zero requests", map[string]any{"user_email": "bob@example.com", "tier": "starter", "rate_limit_requests": 0}, http.StatusBadRequest},
 				{"negative requests", map[string]any{"user_email": "bob@example.com", "tier": "starter", "rate_limit_requests": -1}, http.StatusBadRequest},
 				{"zero days", map[string]any{"user_email": "bob@example.com", "tier": "starter", "expires_in_days": 0}, http.StatusBadRequest},
+				{"days that overflow", map[string]any{"user_email": "bob@example.com", "tier": "starter", "expires_in_days": 213504}, http.StatusBadRequest},
 				{"hostile description", map[string]any{"user_email": "bob@example.com", "tier": "starter", "description": "a\x00b"}, http.StatusBadRequest},
 				{"not a member of the named tenant", map[string]any{"user_email": "bob@example.com", "tier": "starter", "tenant_id": shared.ID}, http.StatusNotFound},
 				{"unknown tenant", map[string]any{"user_email": "bob@example.com", "tier": "starter", "tenant_id": "00000000-0000-7000-8000-000000000000"}, http.StatusNotFound},
@@ -366,6 +367,11 @@ func TestAdminFlow(t *testing.T) {
 			subID, _ := h.newToken(ops, map[string]any{"service_name": "sub", "permissions": []string{"list_keys"}, "expires_in_days": 30})
 			call("POST", "/admin/tokens", root, map[string]any{"service_name": "x", "permissions": []string{"bogus"}}).expectError(http.StatusBadRequest, httpserver.CodeBadRequest)
 			call("POST", "/admin/tokens", root, map[string]any{"permissions": []string{"list_keys"}}).expectError(http.StatusBadRequest, httpserver.CodeBadRequest)
+			// A day count that would wrap round to minutes, or a negative one.
+			for _, days := range []int{213504, 106752, -1} {
+				call("POST", "/admin/tokens", root, map[string]any{"service_name": "x", "permissions": []string{"list_keys"}, "expires_in_days": days}).
+					expectError(http.StatusBadRequest, httpserver.CodeBadRequest)
+			}
 			superID, super := h.newToken(root, map[string]any{"service_name": "backup-root", "is_super_admin": true})
 			// The default permission set is the reference's.
 			defID, _ := h.newToken(root, map[string]any{"service_name": "defaults"})

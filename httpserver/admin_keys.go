@@ -76,11 +76,12 @@ func (a *admin) provision(w http.ResponseWriter, r *http.Request, p pierredb.Adm
 		return
 	}
 	if req.ExpiresInDays != nil {
-		if *req.ExpiresInDays < 1 {
-			writeError(w, http.StatusBadRequest, CodeBadRequest, "expires_in_days must be at least 1; leave it out for a key that does not expire")
+		d, ok := expiryDays(*req.ExpiresInDays)
+		if !ok {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("expires_in_days must be between 1 and %d; leave it out for a key that does not expire", maxExpiryDays))
 			return
 		}
-		nk.ExpiresAt = time.Now().Add(time.Duration(*req.ExpiresInDays) * 24 * time.Hour)
+		nk.ExpiresAt = time.Now().Add(d)
 	}
 	var created pierredb.CreatedAPIKey
 	// One transaction, so that a refused key leaves no personal tenant behind.

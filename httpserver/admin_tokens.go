@@ -61,6 +61,18 @@ type createTokenRequest struct {
 	Permissions        []string `json:"permissions"`
 }
 
+// maxExpiryDays bounds expires_in_days (100 years): beyond it a day count
+// times 24 hours overflows a time.Duration and wraps round.
+const maxExpiryDays = 36500
+
+// expiryDays is days as a duration, if it is 1 to maxExpiryDays.
+func expiryDays(days int) (time.Duration, bool) {
+	if days < 1 || days > maxExpiryDays {
+		return 0, false
+	}
+	return time.Duration(days) * 24 * time.Hour, true
+}
+
 // defaultTokenPermissions are what a token gets when the request names none:
 // the reference server's default set.
 var defaultTokenPermissions = []pierredb.AdminPermission{pierredb.AdminProvisionKeys, pierredb.AdminListKeys, pierredb.AdminRevokeKeys}
@@ -77,8 +89,13 @@ func (a *admin) createToken(w http.ResponseWriter, r *http.Request, p pierredb.A
 	for _, perm := range req.Permissions {
 		nt.Permissions = append(nt.Permissions, pierredb.AdminPermission(perm))
 	}
-	if req.ExpiresInDays != nil && *req.ExpiresInDays > 0 {
-		nt.ExpiresIn = time.Duration(*req.ExpiresInDays) * 24 * time.Hour
+	if req.ExpiresInDays != nil && *req.ExpiresInDays != 0 {
+		d, ok := expiryDays(*req.ExpiresInDays)
+		if !ok {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("expires_in_days must be between 1 and %d; leave it out or 0 for a token that does not expire", maxExpiryDays))
+			return
+		}
+		nt.ExpiresIn = d
 	}
 	created, err := a.db.AdminTokens().Create(r.Context(), p, nt)
 	if err != nil {
