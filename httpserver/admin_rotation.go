@@ -69,6 +69,7 @@ func (a *admin) startRotation(w http.ResponseWriter, r *http.Request, _ pierredb
 		return
 	}
 	job.running, job.started, job.finished, job.err, job.retired = true, time.Now(), time.Time{}, "", nil
+	job.progress = pierredb.RotationProgress{}
 	job.mu.Unlock()
 
 	var newVersion uint32
@@ -76,7 +77,7 @@ func (a *admin) startRotation(w http.ResponseWriter, r *http.Request, _ pierredb
 		v, err := a.db.Keyring().Rotate(r.Context(), keyring.PurposeEncryption)
 		if err != nil {
 			job.mu.Lock()
-			job.running, job.err = false, err.Error()
+			job.running, job.err = false, rotationFailed
 			job.mu.Unlock()
 			writeStoreError(w, a.opts.Logger, r, err)
 			return
@@ -114,12 +115,17 @@ func (a *admin) startRotation(w http.ResponseWriter, r *http.Request, _ pierredb
 		defer job.mu.Unlock()
 		job.running, job.finished, job.progress, job.retired = false, time.Now(), progress, retired
 		if err != nil {
-			job.err = err.Error()
+			job.err = rotationFailed
 			a.opts.Logger.Error("httpserver: data key rotation failed", "err", err.Error())
 		}
 	}()
 	ok(w, http.StatusAccepted, "Data key rotation started", map[string]any{"new_version": newVersion, "status_url": r.URL.Path})
 }
+
+// rotationFailed is what the progress route says of a failed rotation: the
+// error itself (a driver's or the keyring's words) goes to the log only, as
+// every other unexpected error does.
+const rotationFailed = "the data key rotation failed; the server's log has the details; start it again to resume"
 
 // rotationProgress counts sealed values by key version now, and reports the
 // background rotation of this process, if any.
