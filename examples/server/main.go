@@ -58,8 +58,12 @@ func main() {
 	defer stop()
 	args := os.Args[1:]
 	if len(args) > 0 && args[0] != "serve" {
-		stop() // a management task may prompt; let Ctrl-C end it at once
-		os.Exit(manageMain(context.Background(), args))
+		// Ctrl-C cancels the task, which then cleans up after itself (a
+		// partial backup, a restore's lock); a second Ctrl-C ends it at once.
+		go func() { <-ctx.Done(); stop() }()
+		code := manageMain(ctx, args)
+		stop()
+		os.Exit(code)
 	}
 	if err := serve(ctx, logger, os.Stderr); err != nil {
 		logger.Error("server stopped", "err", err.Error())
