@@ -413,13 +413,8 @@ func (a AdminTokens) Create(ctx context.Context, issuer AdminPrincipal, nt NewAd
 		if row.IsSuperAdmin && !iss.IsSuperAdmin {
 			return fmt.Errorf("%w: only a super-admin token may issue a super-admin token", ErrPermissionDenied)
 		}
-		if !iss.IsSuperAdmin {
-			held := parsePermissions(iss.Permissions, false)
-			for _, p := range parsePermissions(row.Permissions, false) {
-				if !slices.Contains(held, p) {
-					return fmt.Errorf("%w: the issuing admin token does not hold %s, so it cannot grant it", ErrPermissionDenied, p)
-				}
-			}
+		if p, ok := beyond(iss, row.Permissions); !ok {
+			return fmt.Errorf("%w: the issuing admin token does not hold %s, so it cannot grant it", ErrPermissionDenied, p)
 		}
 		created, err = db.issueAdminToken(ctx, tx, &row, sec)
 		return err
@@ -429,6 +424,22 @@ func (a AdminTokens) Create(ctx context.Context, issuer AdminPrincipal, nt NewAd
 	}
 	db.adminState().remember(sec)
 	return created, nil
+}
+
+// beyond reports the first of perms (a token's stored permissions) that iss
+// does not hold, and false, when there is one: a token that is not a
+// super-admin's issues and revokes only within its own permissions.
+func beyond(iss *adminTokenRow, perms string) (AdminPermission, bool) {
+	if iss.IsSuperAdmin {
+		return "", true
+	}
+	held := parsePermissions(iss.Permissions, false)
+	for _, p := range parsePermissions(perms, false) {
+		if !slices.Contains(held, p) {
+			return p, false
+		}
+	}
+	return "", true
 }
 
 // CreateFirst issues the first super-admin token, without an issuer, for a
@@ -560,6 +571,9 @@ func (a AdminTokens) Revoke(ctx context.Context, issuer AdminPrincipal, id strin
 		}
 		if r.IsSuperAdmin && !iss.IsSuperAdmin {
 			return fmt.Errorf("%w: only a super-admin token may revoke a super-admin token", ErrPermissionDenied)
+		}
+		if p, ok := beyond(iss, r.Permissions); !ok {
+			return fmt.Errorf("%w: the revoking admin token does not hold %s, so it cannot revoke a token that does", ErrPermissionDenied, p)
 		}
 		if tok := r.token(current); tok.SuperAdmin && tok.Usable(db.now()) {
 			n, err := usableSuperAdmins(ctx, db, tx, sec, r.ID)

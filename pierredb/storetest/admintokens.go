@@ -537,6 +537,14 @@ var _ = register("AdminTokens", "Revoke", func(t *testing.T) {
 		require.ErrorIs(t, err, pierredb.ErrPermissionDenied, "revoking needs manage_admin_tokens")
 		_, err = admin.Revoke(ctx, delegate, root.TokenID)
 		require.ErrorIs(t, err, pierredb.ErrPermissionDenied, "only a super-admin revokes a super-admin")
+		// A token that is not a super-admin's revokes only within its own
+		// permissions, as it issues only within them.
+		keyRotator, _ := issueAdminToken(t, db, root, "rotator", pierredb.AdminRotateKeys)
+		_, err = admin.Revoke(ctx, delegate, keyRotator.ID)
+		require.ErrorIs(t, err, pierredb.ErrPermissionDenied, "revoking a token that holds more")
+		rotator, err := admin.Get(ctx, keyRotator.ID)
+		require.NoError(t, err)
+		assert.True(t, rotator.IsActive, "the refused revoke changed nothing")
 		_, err = admin.Revoke(ctx, delegate, "0190aaaa-0000-7000-8000-000000000000")
 		require.ErrorIs(t, err, pierredb.ErrNotFound)
 		_, err = admin.Revoke(ctx, delegate, "bad id")
