@@ -498,7 +498,9 @@ func (o OAuthTokens) Update(ctx context.Context, userID string, provider Provide
 
 // Refresh changes userID's token at provider optimistically, for a refresh
 // that calls the provider: it reads the token, calls fn with it outside any
-// transaction (fn may take as long as the provider does), and stores what fn
+// transaction of its own (fn may take as long as the provider does; inside
+// RunInTx it runs in the host's transaction, which on SQLite holds the write
+// lock meanwhile, so call the provider before RunInTx), and stores what fn
 // returns only if the stored token has not changed meanwhile (a
 // compare-and-swap on the stored access token, which every write replaces).
 // When two refreshes race, one stores its pair and the other gets ErrConflict

@@ -127,16 +127,9 @@ func backupSQLite(ctx context.Context, env Env, src, dest string) (BackupResult,
 	if !ok {
 		env.say("backup: note: %s holds no pierre keyring (a database never opened by pierre?)", src)
 	}
-	// Link, not rename: a dest created meanwhile is never replaced.
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return BackupResult{}, fmt.Errorf("%s appeared while the backup ran: choose a new name", path)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return BackupResult{}, err
-		}
+	if err := installBackup(tmp, path); err != nil {
+		return BackupResult{}, err
 	}
-	syncDir(filepath.Dir(path))
 	fi, err := os.Stat(path)
 	if err != nil {
 		return BackupResult{}, err
@@ -223,12 +216,9 @@ func backupPostgres(ctx context.Context, env Env, t *pgTarget, dest string) (Bac
 	if err := syncFile(tmp); err != nil {
 		return BackupResult{}, err
 	}
-	if err := os.Link(tmp, path); err != nil {
-		if err := os.Rename(tmp, path); err != nil {
-			return BackupResult{}, err
-		}
+	if err := installBackup(tmp, path); err != nil {
+		return BackupResult{}, err
 	}
-	syncDir(filepath.Dir(path))
 	fi, err := os.Stat(path)
 	if err != nil {
 		return BackupResult{}, err
@@ -247,6 +237,22 @@ func runRestore(ctx context.Context, env Env, args []string) error {
 	}
 	_, err = Restore(ctx, env, pos[0])
 	return err
+}
+
+// installBackup puts the finished backup tmp at path. It links rather than
+// renames, so that a file created at path meanwhile is never replaced; it
+// renames only when the link fails otherwise (a file system without links).
+func installBackup(tmp, path string) error {
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s appeared while the backup ran: choose a new name", path)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+	}
+	syncDir(filepath.Dir(path))
+	return nil
 }
 
 // RestoreResult says what Restore did.
