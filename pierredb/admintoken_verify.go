@@ -28,9 +28,11 @@ import (
 // with no query before its row is read. A token that names another secret makes
 // the instance re-read the secret row (another instance may have rotated it)
 // only if the kid's MAC verifies, which only this database's keyring can make:
-// a forged or mutated token never reaches a query, and a genuine kid of a
-// rotated-out secret causes one re-read per instance, ever (its fingerprint is
-// remembered). The query that reads a token's row also reads the current
+// a forged or mutated token never reads the secret row or a token row (one
+// whose kid names a hashing key version newer than the loaded ones can make
+// the instance re-read its keyring, at most once a second, as any envelope of
+// an unknown newer version can), and a genuine kid of a rotated-out secret
+// causes one re-read per instance, ever (its fingerprint is remembered). The query that reads a token's row also reads the current
 // secret's hash: a token of an older secret, verified by an instance whose cache
 // is stale, is refused there and the cache is dropped.
 
@@ -306,7 +308,9 @@ func (db *Database) signAdminToken(ctx context.Context, row *adminTokenRow, sec 
 
 // parseAdminToken checks a token's shape, algorithm, signature and claims
 // (expiry with the store's clock). Only a token whose kid is genuine and names
-// another secret than the cached one can make it query (see keyFor).
+// another secret than the cached one can make it read the secret row (see
+// keyFor; a kid naming an unknown newer hashing key version can make it
+// re-read the keyring, at most once a second).
 func (st *adminState) parseAdminToken(ctx context.Context, db *Database, token string) (*adminClaims, *adminSecret, error) {
 	if len(token) < 16 || len(token) > maxAdminTokenLength {
 		return nil, nil, errAdminToken
@@ -366,7 +370,7 @@ func (db *Database) lookupAdminToken(ctx context.Context, id string) (adminVerif
 //
 //  1. shape, algorithm (HS256 only: "none" and every other algorithm are
 //     refused), the signing secret named by the token and the signature:
-//     ErrInvalidCredential, before any query;
+//     ErrInvalidCredential, before the token's row is read;
 //  2. expiry, by the store's clock: ErrExpired;
 //  3. the token's row exists and is active: ErrRevoked (a deleted row reads as
 //     revoked; only pierre can sign a token, so the row did exist);
