@@ -47,6 +47,7 @@ WHERE c.client_id = ?`
 // same), ErrRevoked (the client is deactivated), ErrUserPending,
 // ErrUserSuspended, ErrTenantInactive, and a *RateLimitError (ErrRateLimited)
 // when the window's quota is used up (the request is then not counted).
+// Requests are counted as API keys' are (WithUsageFlushInterval).
 func (v A2AClientVerifier) Verify(ctx context.Context, clientID, secret string) (_ A2APrincipal, err error) {
 	defer v.db.wrap(&err, "verify A2A client")
 	return v.verify(ctx, clientID, secret, true)

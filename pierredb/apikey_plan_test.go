@@ -103,7 +103,7 @@ func seedCredentials(t *testing.T, db *pierredb.Database, tenants int) {
 var (
 	credSQLiteScan = regexp.MustCompile(`^SCAN (api_keys|api_key_usage|a2a_clients|a2a_client_usage|users|tenants|tenant_users|k|w|c|u|t)\b`)
 	credPGScan     = regexp.MustCompile(`Seq Scan on (api_keys|api_key_usage|a2a_clients|a2a_client_usage|users|tenants|tenant_users)\b|\bSort\b`)
-	credTables     = regexp.MustCompile(`(?is)^\s*(SELECT|UPDATE|DELETE|INSERT)\b.*\b(api_keys|api_key_usage|a2a_clients|a2a_client_usage)\b`)
+	credTables     = regexp.MustCompile(`(?is)^\s*(WITH|SELECT|UPDATE|DELETE|INSERT)\b.*\b(api_keys|api_key_usage|a2a_clients|a2a_client_usage)\b`)
 )
 
 // Every statement of the API key and A2A client domains (listings with each

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -43,10 +44,10 @@ type keyFixture struct {
 	key    pierredb.CreatedAPIKey
 }
 
-func newKeyFixture(t testing.TB, e storetest.Engine) *keyFixture {
+func newKeyFixture(t testing.TB, e storetest.Engine, opts ...pierredb.Option) *keyFixture {
 	t.Helper()
 	ctx := context.Background()
-	db := e.Open(t, pierredb.WithAutoApproveUsers(true))
+	db := e.Open(t, append([]pierredb.Option{pierredb.WithAutoApproveUsers(true)}, opts...)...)
 	u, err := pierredb.InsertUserWithHash(ctx, db, pierredb.NewUser{Email: "key-owner@example.com"}, "$argon2id$not-used")
 	require.NoError(t, err)
 	tn, err := db.Tenants().Create(ctx, pierredb.NewTenant{Name: "Keys", Slug: "keys", OwnerUserID: u.ID})
@@ -59,39 +60,62 @@ func newKeyFixture(t testing.TB, e storetest.Engine) *keyFixture {
 }
 
 // The hot path is one prepared read (the key with its user and tenant) and, to
-// count, one prepared write; a malformed key runs no statement at all; the last
-// use is written once per interval.
+// count in the database, one prepared write, or none when counting in memory;
+// a malformed key runs no statement at all; the last use is written once per
+// interval.
 func TestAPIKeyVerifyStatements(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
 		t.Parallel()
 		ctx := t.Context()
-		f := newKeyFixture(t, e)
+		f := newKeyFixture(t, e, pierredb.WithUsageFlushInterval(0))
 		plain := f.key.Key.Reveal()
 		log := traceStatements(f.db)
 
 		// Verify counts, a write: its lookup runs on the writer pool with the
-		// counter (see lookupCredential); Check reads on the reader pool.
+		// counter (see lookupCredential), in one statement where the engine
+		// allows it; Check reads on the reader pool.
+		verifyWrites := []string{pierredb.VerifyAPIKeySQL, pierredb.CountAPIKeyUsageSQL(f.db)}
+		if both := pierredb.VerifyCountAPIKeySQL(f.db); both != "" {
+			verifyWrites = []string{both}
+		}
 		_, err := f.db.APIKeys().Verify(ctx, plain)
 		require.NoError(t, err)
 		reads, writes := log.take()
 		assert.Empty(t, reads)
-		require.Len(t, writes, 3, "the lookup, the counter, and the first last-use write")
-		assert.Equal(t, pierredb.VerifyAPIKeySQL, writes[0])
-		assert.Equal(t, pierredb.CountAPIKeyUsageSQL(), writes[1])
-		assert.True(t, strings.HasPrefix(writes[2], "UPDATE api_keys SET last_used_at"), writes[2])
+		require.Len(t, writes, len(verifyWrites)+1, "the lookup and the counter, and the first last-use write")
+		assert.Equal(t, verifyWrites, writes[:len(verifyWrites)])
+		assert.True(t, strings.HasPrefix(writes[len(verifyWrites)], "UPDATE api_keys SET last_used_at"), writes[len(verifyWrites)])
 
 		for range 3 {
 			_, err = f.db.APIKeys().Verify(ctx, plain)
 			require.NoError(t, err)
 			reads, writes = log.take()
 			assert.Empty(t, reads)
-			assert.Equal(t, []string{pierredb.VerifyAPIKeySQL, pierredb.CountAPIKeyUsageSQL()}, writes, "the lookup and the counter")
+			assert.Equal(t, verifyWrites, writes, "the lookup and the counter")
 
 			_, err = f.db.APIKeys().Check(ctx, plain)
 			require.NoError(t, err)
 			reads, writes = log.take()
 			assert.Equal(t, []string{pierredb.VerifyAPIKeySQL}, reads, "one read")
 			assert.Empty(t, writes, "Check writes nothing within the interval")
+		}
+
+		// Counting in memory: the first request of the window is counted in
+		// the database, the others are one read.
+		mem := newKeyFixture(t, e, pierredb.WithUsageFlushInterval(time.Hour))
+		memLog := traceStatements(mem.db)
+		_, err = mem.db.APIKeys().Verify(ctx, mem.key.Key.Reveal())
+		require.NoError(t, err)
+		reads, writes = memLog.take()
+		assert.Equal(t, []string{pierredb.VerifyAPIKeySQL}, reads)
+		require.Len(t, writes, 2, "the counter, and the first last-use write")
+		assert.Equal(t, pierredb.CountAPIKeyUsageSQL(mem.db), writes[0])
+		for range 3 {
+			_, err = mem.db.APIKeys().Verify(ctx, mem.key.Key.Reveal())
+			require.NoError(t, err)
+			reads, writes = memLog.take()
+			assert.Equal(t, []string{pierredb.VerifyAPIKeySQL}, reads, "one read")
+			assert.Empty(t, writes, "and no write")
 		}
 
 		for _, bad := range []string{"", "pk_live_", plain[:len(plain)-1], plain + "0", strings.ToUpper(plain), "pk_live_" + strings.Repeat("A", 28),
@@ -115,7 +139,7 @@ func TestAPIKeyVerifyStatements(t *testing.T) {
 		_, err = f.db.APIKeys().Verify(ctx, unknown)
 		require.ErrorIs(t, err, pierredb.ErrInvalidCredential)
 		reads, writes = log.take()
-		assert.Equal(t, []string{pierredb.VerifyAPIKeySQL}, append(reads, writes...))
+		assert.Equal(t, verifyWrites[:1], append(reads, writes...))
 		assert.Less(t, f.db.Stats().PreparedStatements, 40, "the statement caches stay small")
 	})
 }

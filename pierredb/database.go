@@ -3,6 +3,7 @@ package pierredb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -53,6 +54,10 @@ type Database struct {
 	admin       *adminState // admin tokens' signing secret and parser (adminState)
 	autoApprove *bool       // override of the stored setting, nil when none
 	lastActive  throttle
+	countSQL    map[string][2]string // countStatements for this engine
+	// verifyCountSQL is verifyCountStatements for this engine.
+	verifyCountSQL [2]string
+	tally          *tally // request counts kept in memory; nil when counted per request
 
 	closeOnce sync.Once
 	closeErr  error
@@ -163,10 +168,14 @@ func (db *Database) Ping(ctx context.Context) (err error) {
 // result.
 func (db *Database) Close() error {
 	db.closeOnce.Do(func() {
+		var flushErr error
+		if db.tally != nil {
+			flushErr = db.tally.close()
+		}
 		close(db.closed)
 		db.reads.close()
 		db.writes.close()
-		db.closeErr = db.eng.Close()
+		db.closeErr = errors.Join(flushErr, db.eng.Close())
 	})
 	return db.closeErr
 }

@@ -15,8 +15,14 @@ const (
 	VerifyAPIKeySQL = verifyAPIKeySQL
 )
 
-// CountAPIKeyUsageSQL is the counter statement of API keys.
-func CountAPIKeyUsageSQL() string { return apiKeyUsage.countSQL }
+// CountAPIKeyUsageSQL is the counter statement of API keys as db runs it on
+// its own (outside a transaction).
+func CountAPIKeyUsageSQL(db *Database) string { return db.countSQL[apiKeyUsage.table][0] }
 
 // APIKeyHashDomain is the keyed-hash domain of API keys.
 const APIKeyHashDomain = hashDomainAPIKey
+
+// VerifyCountAPIKeySQL is the statement that looks up an API key and counts
+// the request in one round trip, as db runs it on its own; "" where the
+// engine cannot.
+func VerifyCountAPIKeySQL(db *Database) string { return db.verifyCountSQL[0] }

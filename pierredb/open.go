@@ -151,6 +151,16 @@ func open(ctx context.Context, c Connector, key keyring.MasterKey, cfg config) (
 		lastActive:  throttle{interval: cfg.lastActive},
 
 		insertUserSQL: strings.Replace(insertUserSQLTemplate, "{time}", eng.TimeParam, 1),
+		countSQL:      countStatements(eng.RelaxedCommitOne),
+
+		verifyCountSQL: verifyCountStatements(eng.Dialect),
+	}
+	flush := eng.UsageFlushInterval
+	if cfg.usageFlush != nil {
+		flush = *cfg.usageFlush
+	}
+	if flush > 0 && !eng.ReadOnly {
+		db.tally = newTally(db, flush)
 	}
 	db.reads.log, db.writes.log = qlog, qlog
 	if err := db.start(ctx, key, cfg); err != nil {

@@ -23,6 +23,7 @@ type config struct {
 	passwordPolicy PasswordPolicy
 	autoApprove    *bool
 	lastActive     time.Duration
+	usageFlush     *time.Duration
 	host           []HostMigrations
 	queryLog       *slog.Logger
 }
@@ -45,6 +46,30 @@ func WithAutoApproveUsers(on bool) Option { return func(c *config) { c.autoAppro
 // last_active (default one minute); more frequent calls for the same user do
 // nothing.
 func WithLastActiveInterval(d time.Duration) Option { return func(c *config) { c.lastActive = d } }
+
+// WithUsageFlushInterval sets how API key and A2A client verifications count
+// requests against their quotas.
+//
+// With d > 0, this Database counts in memory, exactly under any concurrency
+// within the process, and writes the counts to the database every d at most
+// (and when it closes); usage listings write what is pending first. A crash
+// loses the counts of the last d, and quotas are exact only while one process
+// counts a credential's requests: two processes would each allow up to d's worth
+// of requests the other already counted. The first request of each credential
+// in each window is counted in the database, and reads the counts other
+// processes wrote.
+//
+// With d <= 0, each verification counts in the database in one statement that
+// counts and refuses in one step, exact across any number of processes, at the
+// cost of one commit per request (on PostgreSQL that commit does not wait for
+// the disk: a server crash may lose the last fraction of a second of counts).
+//
+// The default follows the engine: one second on SQLite, whose file one process
+// serves, and zero on PostgreSQL, which many instances share. Give 0 on SQLite
+// when several processes verify credentials against one file.
+func WithUsageFlushInterval(d time.Duration) Option {
+	return func(c *config) { c.usageFlush = &d }
+}
 
 // WithMaxConnections bounds the PostgreSQL pool that Open creates (default 10,
 // or DATABASE_MAX_CONNECTIONS with OpenFromEnv). SQLite ignores it: it keeps one

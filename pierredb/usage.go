@@ -121,7 +121,13 @@ type usageTable struct {
 	// one to it, and returns the new count, or no row when the limit stood in
 	// the way. The database's own row lock makes it exact under any
 	// concurrency, across processes: two requests never both take the last unit.
+	// It is a template: {one} is the engine's RelaxedCommitOne when the statement
+	// runs on its own (Database.countSQL), and 1 inside a transaction, whose
+	// commit it must not change.
 	countSQL string
+	// addSQL adds the requests counted in memory to a window's row, and returns
+	// the window's count (no row when the credential is gone).
+	addSQL string
 	// touchSQL records the last use (and, where the credential keeps one, the
 	// running total) unless another process recorded it within the interval.
 	touchSQL string
@@ -129,11 +135,12 @@ type usageTable struct {
 	existsSQL string
 }
 
-func newUsageTable(what, table, owner, parent, parentID string, keepsTotal bool) usageTable {
-	u := usageTable{what: what, table: table, owner: owner, parent: parent, parentID: parentID, total: keepsTotal}
-	u.countSQL = "INSERT INTO " + table + " (tenant_id, " + owner + ", window_start, request_count, updated_at) VALUES (?, ?, ?, 1, ?)" +
+func newUsageTable(what, table, owner, parent, parentID string, keepsTotal bool) *usageTable {
+	u := &usageTable{what: what, table: table, owner: owner, parent: parent, parentID: parentID, total: keepsTotal}
+	u.countSQL = "INSERT INTO " + table + " (tenant_id, " + owner + ", window_start, request_count, updated_at) VALUES (?, ?, ?, {one}, ?)" +
 		" ON CONFLICT (" + owner + ", window_start) DO UPDATE SET request_count = " + table + ".request_count + 1, updated_at = excluded.updated_at" +
 		" WHERE " + table + ".request_count < ? RETURNING request_count"
+	u.addSQL = "UPDATE " + table + " SET request_count = request_count + ?, updated_at = ? WHERE " + owner + " = ? AND window_start = ? RETURNING request_count"
 	set := "last_used_at = ?"
 	if keepsTotal {
 		// The total is recomputed from the windows (one probe of their primary
@@ -148,29 +155,60 @@ func newUsageTable(what, table, owner, parent, parentID string, keepsTotal bool)
 	return u
 }
 
+// countStatements returns the counting statements of every usage table for an
+// engine whose relaxed commit is relaxedOne: table -> [on its own, in a transaction].
+func countStatements(relaxedOne string) map[string][2]string {
+	m := map[string][2]string{}
+	for _, u := range []*usageTable{apiKeyUsage, a2aUsage} {
+		m[u.table] = [2]string{
+			strings.Replace(u.countSQL, "{one}", relaxedOne, 1),
+			strings.Replace(u.countSQL, "{one}", "1", 1),
+		}
+	}
+	return m
+}
+
 // count counts one request of credential id (of tenant) in the window that
 // starts at start, within limit (unlimited for none). It returns the window's
-// count after this request, or ok false when the quota was used up.
-func (u usageTable) count(ctx context.Context, db *Database, tenantID, id string, start time.Time, limit int64) (n int64, ok bool, err error) {
+// count after this request, or ok false when the quota was used up. Where the
+// Database counts in memory (WithUsageFlushInterval), the window answers from
+// memory once its count was read from the database.
+func (u *usageTable) count(ctx context.Context, db *Database, tenantID, id string, start time.Time, limit int64) (n int64, ok bool, err error) {
 	if limit <= 0 { // a limit of zero (set by hand: the API refuses it) allows nothing
 		return 0, false, nil
 	}
-	row, err := db.writeRow(ctx, u.countSQL, tenantID, id, at(start), at(db.now()), limit)
+	if db.tally != nil {
+		if n, ok, done := db.tally.take(u, id, start, limit); done {
+			return n, ok, nil
+		}
+	}
+	stmts := db.countSQL[u.table]
+	query := stmts[0]
+	if _, inTx := db.txFrom(ctx); inTx {
+		query = stmts[1]
+	}
+	row, err := db.writeRow(ctx, query, tenantID, id, at(start), at(db.now()), limit)
 	if err != nil {
 		return 0, false, err
 	}
 	if err := row.Scan(&n); err != nil {
 		switch {
 		case isNoRows(err):
-			return 0, false, nil
+			ok = false
 		case errors.Is(db.classify(err), ErrConflict):
 			// The credential was deleted (or its user left the tenant) since it
 			// was read: its counter row has nothing to point at.
 			return 0, false, ErrInvalidCredential
+		default:
+			return 0, false, err
 		}
-		return 0, false, err
+	} else {
+		ok = true
 	}
-	return n, true, nil
+	if db.tally != nil {
+		db.tally.learn(u, tenantID, id, start, limit, n, ok)
+	}
+	return n, ok, nil
 }
 
 // touch records that credential id was used at now, at most once per interval
@@ -179,11 +217,27 @@ func (u usageTable) count(ctx context.Context, db *Database, tenantID, id string
 // uses, with ids kept apart by the table's name) or when another process did
 // (the conditional UPDATE). A failure is not the request's: it is forgotten, so
 // the next request tries again.
-func (u usageTable) touch(ctx context.Context, db *Database, id string) {
+func (u *usageTable) touch(ctx context.Context, db *Database, id string) {
 	now := db.now()
 	key := u.parent + ":" + id
 	if !db.lastActive.due(key, now) {
 		return
+	}
+	if db.tally != nil {
+		// The running total is summed from the windows in the database: write
+		// the counts kept in memory first, so that it includes them (once per
+		// interval per credential). Inside RunInTx the total lags instead: on
+		// SQLite the host's transaction holds the one writer connection.
+		if _, inTx := db.txFrom(ctx); !inTx {
+			if _, err := db.tally.flush(ctx); err != nil {
+				db.lastActive.forget(key)
+				if ctxErr(err) == nil && !db.isClosed() {
+					db.log.Warn("pierredb: could not write request counts; they stay in memory and are retried",
+						"credential", u.what, "id", id, "reason", db.classify(err).Error())
+				}
+				return
+			}
+		}
 	}
 	args := []any{at(now), id, at(now.Add(-db.lastActive.interval))}
 	if u.total {
@@ -199,11 +253,21 @@ func (u usageTable) touch(ctx context.Context, db *Database, id string) {
 }
 
 // forget drops credential id from the last-use throttle (after a delete).
-func (u usageTable) forget(db *Database, id string) { db.lastActive.forget(u.parent + ":" + id) }
+func (u *usageTable) forget(db *Database, id string) { db.lastActive.forget(u.parent + ":" + id) }
 
 // list pages through the usage windows of credential id in tenant, oldest
 // first. A credential that is not the tenant's is ErrNotFound.
-func (u usageTable) list(ctx context.Context, db *Database, tenantID, id string, o UsageOptions) (Page[UsageWindow], error) {
+func (u *usageTable) list(ctx context.Context, db *Database, tenantID, id string, o UsageOptions) (Page[UsageWindow], error) {
+	if db.tally != nil {
+		// Counts still in memory are written first, so that a listing shows
+		// every request this process counted. Not inside RunInTx: on SQLite
+		// the host's transaction holds the one writer connection.
+		if _, inTx := db.txFrom(ctx); !inTx {
+			if _, err := db.tally.flush(ctx); err != nil {
+				return Page[UsageWindow]{}, err
+			}
+		}
+	}
 	conds := []string{"w.tenant_id = ?", "w." + u.owner + " = ?"}
 	args := []any{tenantID, id}
 	if !o.Since.IsZero() {
@@ -234,7 +298,7 @@ func (u usageTable) list(ctx context.Context, db *Database, tenantID, id string,
 }
 
 // exists fails with ErrNotFound unless credential id belongs to tenant.
-func (u usageTable) exists(ctx context.Context, db *Database, tenantID, id string) error {
+func (u *usageTable) exists(ctx context.Context, db *Database, tenantID, id string) error {
 	n, err := scanCount(ctx, db, u.existsSQL, tenantID, id)
 	if err == nil && n == 0 {
 		err = notFound(u.what)
@@ -275,14 +339,15 @@ func cleanDescription(d string) (sql.NullString, error) {
 }
 
 // lookupCredential runs the prepared read that finds a credential at
-// verification. A verification that counts (a write) reads on the writer pool,
-// a Check on the reader pool. On SQLite the difference is measured: a reader
+// verification. A verification that counts in the database (a write per
+// request) reads on the writer pool; a Check, and a verification counted in
+// memory (WithUsageFlushInterval), on the reader pool. On SQLite the difference is measured: a reader
 // connection drops its page cache whenever another connection has committed, so
 // behind the counter's commits each lookup re-read its pages (about a quarter of
 // a counting Verify, measured); the writer connection keeps its cache across its
 // own commits. On PostgreSQL both are the same pool.
 func (db *Database) lookupCredential(ctx context.Context, count bool, query string, args ...any) (*sql.Row, error) {
-	if count {
+	if count && db.tally == nil {
 		return db.writeRow(ctx, query, args...)
 	}
 	return db.queryRow(ctx, query, args...)

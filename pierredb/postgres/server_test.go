@@ -714,3 +714,38 @@ func TestCheckLent(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.want, tc.name)
 	}
 }
+
+// TestRelaxedCommitEndsWithItsTransaction: the expression the usage counter
+// evaluates turns synchronous_commit off for its own statement's transaction,
+// and the connection is back to the server's setting for the next one, also
+// when the statement ran inside an explicit transaction, which keeps it to
+// the end.
+func TestRelaxedCommitEndsWithItsTransaction(t *testing.T) {
+	c, err := NewConnector(Config{URL: serverURL(t), MaxConns: 1})
+	require.NoError(t, err)
+	e, err := connect(t, c)
+	require.NoError(t, err)
+	ctx := t.Context()
+	show := func(db bun.IDB) string {
+		t.Helper()
+		var v string
+		require.NoError(t, db.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&v))
+		return v
+	}
+	require.Equal(t, "on", show(e.Writer), "the control: this server commits synchronously")
+
+	var one int
+	var during string
+	require.NoError(t, e.Writer.QueryRowContext(ctx,
+		"SELECT "+e.RelaxedCommitOne+", current_setting('synchronous_commit')").Scan(&one, &during))
+	assert.Equal(t, 1, one)
+	assert.Equal(t, "off", during, "relaxed while its statement's transaction lasts")
+	assert.Equal(t, "on", show(e.Writer), "and not one statement longer, on the pool's only connection")
+
+	tx, err := e.Writer.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, tx.QueryRowContext(ctx, "SELECT "+e.RelaxedCommitOne).Scan(&one))
+	assert.Equal(t, "off", show(tx), "inside a transaction it lasts to the commit: pierre never evaluates it there")
+	require.NoError(t, tx.Commit())
+	assert.Equal(t, "on", show(e.Writer))
+}

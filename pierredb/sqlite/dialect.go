@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -19,6 +20,10 @@ func dialect() engine.Dialect {
 		Rebind:      rebind,
 		TimeParam:   "?",
 		Classify:    classify,
+		// WAL commits with synchronous=NORMAL never wait for the disk.
+		RelaxedCommitOne: "1",
+		// One process serves a file: counts can wait in memory for a second.
+		UsageFlushInterval: time.Second,
 	}
 }
 

@@ -417,14 +417,31 @@ var _ = register("A2AClients", "ExactQuota", func(t *testing.T) {
 		url := e.NewURL(t)
 		db := e.OpenURL(t, url)
 		w := newKeyWorldOn(t, db, nil)
+		// One process, counting as its engine does by default (in memory on
+		// SQLite, in the database on PostgreSQL).
 		c := w.newClient(t, pierredb.NewA2AClient{RateLimit: &pierredb.A2ARateLimit{Requests: 55, Window: 24 * time.Hour}})
 		for range 5 {
 			_, err := db.A2AClients().Verify(ctx, c.ClientID, c.Secret.Reveal())
 			require.NoError(t, err)
 		}
-		dbs := []*pierredb.Database{db, e.OpenURL(t, url)}
+		exactQuota(t, func(int) error {
+			_, err := db.A2AClients().Verify(context.Background(), c.ClientID, c.Secret.Reveal())
+			return err
+		})
+		page, err := w.scope.A2AClients().Usage(ctx, c.ClientID, pierredb.UsageOptions{})
+		require.NoError(t, err)
+		require.Len(t, page.Items, 1)
+		assert.EqualValues(t, 55, page.Items[0].Requests)
+
+		// Two processes that count in the database.
+		c2 := w.newClient(t, pierredb.NewA2AClient{RateLimit: &pierredb.A2ARateLimit{Requests: 55, Window: 24 * time.Hour}})
+		dbs := []*pierredb.Database{e.OpenURL(t, url, pierredb.WithUsageFlushInterval(0)), e.OpenURL(t, url, pierredb.WithUsageFlushInterval(0))}
+		for range 5 {
+			_, err := dbs[0].A2AClients().Verify(ctx, c2.ClientID, c2.Secret.Reveal())
+			require.NoError(t, err)
+		}
 		exactQuota(t, func(i int) error {
-			_, err := dbs[i%2].A2AClients().Verify(context.Background(), c.ClientID, c.Secret.Reveal())
+			_, err := dbs[i%2].A2AClients().Verify(context.Background(), c2.ClientID, c2.Secret.Reveal())
 			return err
 		})
 	})

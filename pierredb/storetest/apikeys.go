@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb"
@@ -639,15 +641,37 @@ var _ = register("APIKeys", "ExactQuota", func(t *testing.T) {
 		require.Len(t, usage.Items, 1)
 		assert.EqualValues(t, 60, usage.Items[0].Requests)
 
-		if e.Backend == pierredb.SQLite {
-			// Two processes on one SQLite file.
-			second := e.OpenURL(t, url)
-			k2 := w.newKey(t, pierredb.NewAPIKey{RateLimit: &pierredb.RateLimit{Requests: 50, Period: pierredb.PeriodMonth}})
-			exactQuota(t, func(i int) error {
-				_, err := []*pierredb.Database{db, second}[i%2].APIKeys().Verify(context.Background(), k2.Key.Reveal())
-				return err
-			})
+		// Two processes that count in the database (the default on PostgreSQL,
+		// and the setting for several processes on one SQLite file).
+		perRequest := []*pierredb.Database{
+			e.OpenURL(t, url, pierredb.WithUsageFlushInterval(0)),
+			e.OpenURL(t, url, pierredb.WithUsageFlushInterval(0)),
 		}
+		k2 := w.newKey(t, pierredb.NewAPIKey{RateLimit: &pierredb.RateLimit{Requests: 50, Period: pierredb.PeriodMonth}})
+		exactQuota(t, func(i int) error {
+			_, err := perRequest[i%2].APIKeys().Verify(context.Background(), k2.Key.Reveal())
+			return err
+		})
+
+		// One process counting in memory (the default on SQLite).
+		inMemory := e.OpenURL(t, url, pierredb.WithUsageFlushInterval(time.Hour))
+		k3 := w.newKey(t, pierredb.NewAPIKey{RateLimit: &pierredb.RateLimit{Requests: 60, Period: pierredb.PeriodMonth}})
+		for range 10 {
+			_, err := inMemory.APIKeys().Verify(ctx, k3.Key.Reveal())
+			require.NoError(t, err)
+		}
+		exactQuota(t, func(int) error {
+			_, err := inMemory.APIKeys().Verify(context.Background(), k3.Key.Reveal())
+			return err
+		})
+		usage, err = w.scope.APIKeys().Usage(ctx, k3.ID, pierredb.UsageOptions{})
+		require.NoError(t, err)
+		require.Len(t, usage.Items, 1)
+		assert.EqualValues(t, 1, usage.Items[0].Requests, "another process sees what was written: the first request")
+		require.NoError(t, inMemory.Close())
+		usage, err = w.scope.APIKeys().Usage(ctx, k3.ID, pierredb.UsageOptions{})
+		require.NoError(t, err)
+		assert.EqualValues(t, 60, usage.Items[0].Requests, "and every request once the counting process closed")
 	})
 })
 
@@ -1178,5 +1202,191 @@ var _ = register("APIKeys", "HandEditedRows", func(t *testing.T) {
 		_, err = w.scope.A2AClients().Get(ctx, c.ClientID)
 		require.ErrorIs(t, err, pierredb.ErrConflict)
 		noLeak(t, err, c.Secret.Reveal())
+	})
+})
+
+// Counting in memory (WithUsageFlushInterval > 0), on both engines: what the
+// database holds, when it is written, and what a listing, a closed Database, a
+// changed quota, a deleted key and a failed write do to the counts.
+var _ = register("APIKeys", "UsageInMemory", func(t *testing.T) {
+	Run(t, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		url := e.NewURL(t)
+		clk := newClock(base)
+		db := e.OpenURL(t, url, pierredb.WithClock(clk.Now), pierredb.WithUsageFlushInterval(time.Hour))
+		w := newKeyWorldOn(t, db, clk)
+		stored := func(id string) int {
+			t.Helper()
+			return rawCount(t, db, "SELECT COALESCE(SUM(request_count), 0) FROM api_key_usage WHERE api_key_id = ?", id)
+		}
+		verify := func(d *pierredb.Database, key string, n int) {
+			t.Helper()
+			for range n {
+				_, err := d.APIKeys().Verify(ctx, key)
+				require.NoError(t, err)
+			}
+		}
+
+		t.Run("written at a listing", func(t *testing.T) {
+			k := w.newKey(t, pierredb.NewAPIKey{RateLimit: &pierredb.RateLimit{Requests: 10, Period: pierredb.PeriodDay}})
+			verify(db, k.Key.Reveal(), 3)
+			assert.Equal(t, 1, stored(k.ID), "the first request of a window is counted in the database")
+			p, err := db.APIKeys().Verify(ctx, k.Key.Reveal())
+			require.NoError(t, err)
+			assert.EqualValues(t, 6, p.Remaining, "the principal counts what memory holds")
+			page, err := w.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
+			require.NoError(t, err)
+			require.Len(t, page.Items, 1)
+			assert.EqualValues(t, 4, page.Items[0].Requests)
+			assert.Equal(t, 4, stored(k.ID))
+			sameTime(t, micro(clk.Now()), page.Items[0].UpdatedAt)
+		})
+
+		t.Run("quota changes apply at once", func(t *testing.T) {
+			k := w.newKey(t, pierredb.NewAPIKey{RateLimit: &pierredb.RateLimit{Requests: 100, Period: pierredb.PeriodDay}})
+			verify(db, k.Key.Reveal(), 10)
+			_, err := w.scope.APIKeys().Update(ctx, k.ID, pierredb.APIKeyUpdate{RateLimit: &pierredb.RateLimit{Requests: 10, Period: pierredb.PeriodDay}})
+			require.NoError(t, err)
+			_, err = db.APIKeys().Verify(ctx, k.Key.Reveal())
+			require.ErrorIs(t, err, pierredb.ErrRateLimited)
+			_, err = w.scope.APIKeys().Update(ctx, k.ID, pierredb.APIKeyUpdate{RateLimit: &pierredb.RateLimit{Requests: 12, Period: pierredb.PeriodDay}})
+			require.NoError(t, err)
+			verify(db, k.Key.Reveal(), 2)
+			_, err = db.APIKeys().Verify(ctx, k.Key.Reveal())
+			require.ErrorIs(t, err, pierredb.ErrRateLimited)
+			page, err := w.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
+			require.NoError(t, err)
+			assert.EqualValues(t, 12, page.Items[0].Requests, "refused requests are not counted")
+		})
+
+		t.Run("a new window starts in the database", func(t *testing.T) {
+			k := w.newKey(t, pierredb.NewAPIKey{RateLimit: &pierredb.RateLimit{Requests: 3, Period: pierredb.PeriodHour}})
+			verify(db, k.Key.Reveal(), 3)
+			_, err := db.APIKeys().Verify(ctx, k.Key.Reveal())
+			require.ErrorIs(t, err, pierredb.ErrRateLimited)
+			clk.Advance(time.Hour)
+			verify(db, k.Key.Reveal(), 3)
+			// The hour made the key's last use due for a write, which writes
+			// the counts first (3); the new window's first request was counted
+			// in the database (1).
+			assert.Equal(t, 3+1, stored(k.ID))
+			page, err := w.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
+			require.NoError(t, err)
+			require.Len(t, page.Items, 2)
+			assert.EqualValues(t, 3, page.Items[0].Requests)
+			assert.EqualValues(t, 3, page.Items[1].Requests)
+		})
+
+		t.Run("a deleted key's counts are dropped", func(t *testing.T) {
+			k := w.newKey(t, pierredb.NewAPIKey{})
+			verify(db, k.Key.Reveal(), 3)
+			require.NoError(t, w.scope.APIKeys().Delete(ctx, k.ID))
+			other := w.newKey(t, pierredb.NewAPIKey{})
+			verify(db, other.Key.Reveal(), 2)
+			_, err := w.scope.APIKeys().Usage(ctx, other.ID, pierredb.UsageOptions{})
+			require.NoError(t, err, "a write that meets a deleted key writes the others")
+			assert.Equal(t, 2, stored(other.ID))
+			assert.Zero(t, stored(k.ID), "and brings nothing of the deleted key back")
+		})
+
+		t.Run("a failed write keeps the counts", func(t *testing.T) {
+			k := w.newKey(t, pierredb.NewAPIKey{})
+			verify(db, k.Key.Reveal(), 5)
+			// Another connection holds the window's row (PostgreSQL) or the
+			// database's write lock (SQLite) while a listing tries to write.
+			raw := e.OpenRaw(t, url)
+			tx, err := raw.BeginTx(ctx, nil)
+			require.NoError(t, err)
+			_, err = tx.ExecContext(ctx, "UPDATE api_key_usage SET request_count = request_count WHERE api_key_id = "+placeholder(e, 1), k.ID)
+			require.NoError(t, err)
+			short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			_, err = w.scope.APIKeys().Usage(short, k.ID, pierredb.UsageOptions{})
+			cancel()
+			require.Error(t, err)
+			require.NoError(t, tx.Rollback())
+			page, err := w.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
+			require.NoError(t, err)
+			assert.EqualValues(t, 5, page.Items[0].Requests)
+		})
+
+		t.Run("written at close", func(t *testing.T) {
+			d := e.OpenURL(t, url, pierredb.WithClock(clk.Now), pierredb.WithUsageFlushInterval(time.Hour))
+			k := w.newKey(t, pierredb.NewAPIKey{})
+			verify(d, k.Key.Reveal(), 7)
+			assert.Equal(t, 1, stored(k.ID))
+			require.NoError(t, d.Close())
+			assert.Equal(t, 7, stored(k.ID))
+			_, err := d.APIKeys().Verify(ctx, k.Key.Reveal())
+			require.ErrorIs(t, err, pierredb.ErrClosed)
+			assert.Equal(t, 7, stored(k.ID))
+		})
+
+		t.Run("written after the interval", func(t *testing.T) {
+			d := e.OpenURL(t, url, pierredb.WithClock(clk.Now), pierredb.WithUsageFlushInterval(20*time.Millisecond))
+			k := w.newKey(t, pierredb.NewAPIKey{})
+			verify(d, k.Key.Reveal(), 4)
+			assert.Eventually(t, func() bool { return stored(k.ID) == 4 }, 10*time.Second, 10*time.Millisecond)
+		})
+
+		t.Run("inside RunInTx", func(t *testing.T) {
+			k := w.newKey(t, pierredb.NewAPIKey{})
+			verify(db, k.Key.Reveal(), 2)
+			require.NoError(t, db.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error {
+				if _, err := db.APIKeys().Verify(ctx, k.Key.Reveal()); err != nil {
+					return err
+				}
+				page, err := w.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
+				if err == nil && len(page.Items) == 1 {
+					assert.EqualValues(t, 1, page.Items[0].Requests, "a listing in a transaction reads what is written")
+				}
+				return err
+			}))
+			page, err := w.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
+			require.NoError(t, err)
+			assert.EqualValues(t, 3, page.Items[0].Requests)
+		})
+	})
+})
+
+// placeholder is the n-th bound parameter in e's own syntax, for raw statements.
+func placeholder(e Engine, n int) string {
+	if e.Backend == pierredb.Postgres {
+		return "$" + strconv.Itoa(n)
+	}
+	return "?"
+}
+
+// Counting in the database on PostgreSQL lets the counter's commit skip the
+// WAL flush, and only the counter's: the session afterwards, and a host's
+// transaction that verifies a key, keep the server's synchronous_commit.
+var _ = register("APIKeys", "CounterCommitOnly", func(t *testing.T) {
+	RunOn(t, pierredb.Postgres, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		w := newKeyWorld(t, e, pierredb.WithUsageFlushInterval(0), pierredb.WithMaxConnections(1))
+		k := w.newKey(t, pierredb.NewAPIKey{})
+		show := func(db bun.IDB) string {
+			t.Helper()
+			var v string
+			require.NoError(t, db.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&v))
+			return v
+		}
+		require.Equal(t, "on", show(w.db.Bun()))
+		for range 3 {
+			_, err := w.db.APIKeys().Verify(ctx, k.Key.Reveal())
+			require.NoError(t, err)
+			assert.Equal(t, "on", show(w.db.Bun()), "the pool's only connection")
+		}
+		require.NoError(t, w.db.RunInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			if _, err := w.db.APIKeys().Verify(ctx, k.Key.Reveal()); err != nil {
+				return err
+			}
+			assert.Equal(t, "on", show(tx), "the host's transaction still commits synchronously")
+			return nil
+		}))
+		page, err := w.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
+		require.NoError(t, err)
+		assert.EqualValues(t, 4, page.Items[0].Requests)
 	})
 })

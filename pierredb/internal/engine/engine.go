@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
+	"time"
 
 	"github.com/uptrace/bun"
 )
@@ -78,6 +79,22 @@ type Dialect struct {
 	// Classify maps a driver error onto the sentinel errors of this package and
 	// keeps the driver error in the chain. It returns nil for nil.
 	Classify func(err error) error
+	// RelaxedCommitOne is an SQL expression of value 1 which, evaluated in a
+	// statement that runs on its own (not in an explicit transaction), lets the
+	// statement's commit return before its WAL record is on disk: on PostgreSQL it
+	// sets synchronous_commit to off for that transaction only. It is "1" on
+	// SQLite, whose commits in WAL mode with synchronous=NORMAL never wait for the
+	// disk. Only request counting uses it.
+	RelaxedCommitOne string
+	// UsageFlushInterval is how often request counts kept in memory are written
+	// by default: SQLite serves a database file from one process, so counts can
+	// be kept in memory and written in batches; PostgreSQL databases are shared
+	// by many instances, which count in the database per request (zero).
+	UsageFlushInterval time.Duration
+	// WritingCTE reports that a statement may hold INSERT … RETURNING in its
+	// WITH clause and read the rows it returns (PostgreSQL), so that a lookup
+	// and a write can share one round trip. SQLite allows only SELECT there.
+	WritingCTE bool
 }
 
 // ForUpdate is the SQL suffix that locks the rows a SELECT reads until the
