@@ -114,8 +114,8 @@ func (v A2AClientVerifier) verify(ctx context.Context, clientID, secret string, 
 		ClientID: id, ClientName: name, UserID: userID, Email: email, Tenant: &TenantScope{db: db, id: tenantID},
 		Capabilities: capabilities, RateLimit: A2ARateLimit{Requests: limit, Window: time.Duration(windowSecs) * time.Second},
 	}
+	start, end := fixedWindow(p.RateLimit.Window, db.now())
 	if count {
-		start, end := fixedWindow(p.RateLimit.Window, db.now())
 		n, ok, err := a2aUsage.count(ctx, db, tenantID, id, start, limit)
 		if err != nil {
 			return A2APrincipal{}, err
@@ -125,7 +125,7 @@ func (v A2AClientVerifier) verify(ctx context.Context, clientID, secret string, 
 		}
 		p.Remaining, p.Reset = limit-n, end
 	}
-	a2aUsage.touch(ctx, db, id)
+	a2aUsage.touch(ctx, db, id, start)
 	db.rehashSecret(ctx, hashDomainA2ASecret, secret, hash, "a2a_clients", "client_id", "client_secret_hash", id)
 	return p, nil
 }

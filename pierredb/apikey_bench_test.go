@@ -1,6 +1,7 @@
 package pierredb_test
 
 import (
+	"crypto/subtle"
 	"database/sql"
 	"fmt"
 	"hash/crc32"
@@ -47,7 +48,8 @@ import (
 // raw is a prepared *sql.Stmt running pierre's own lookup (the key by lookup
 // prefix joined with its user and tenant), scanning into plain values, then the
 // keyring's HMAC compare; for verify it also runs pierre's counter statement,
-// prepared. On SQLite the baseline is its own *sql.DB on the same file (same
+// prepared, or on PostgreSQL pierre's one lookup-and-count statement instead of
+// both (with the keyed hash computed first, as pierre does). On SQLite the baseline is its own *sql.DB on the same file (same
 // driver); on PostgreSQL it is sql.Open("pgx", url), pgx's stdlib driver with
 // its defaults (and pierre's TLS setting).
 //
@@ -60,6 +62,10 @@ func BenchmarkAPIKeyVerify(b *testing.B) {
 			f := newKeyBench(b, e)
 			lookup := f.prepare(b, pierredb.VerifyAPIKeySQL)
 			count := f.prepare(b, pierredb.CountAPIKeyUsageSQL(f.perRequest))
+			if both := pierredb.VerifyCountAPIKeySQL(f.perRequest); both != "" {
+				// pierre looks up and counts in one statement here: so does raw.
+				f.oneTrip = f.prepare(b, both)
+			}
 			ctx := b.Context()
 
 			b.Run("check", func(b *testing.B) {
@@ -189,6 +195,7 @@ type keyBench struct {
 	db         *pierredb.Database // counting as its engine does by default
 	perRequest *pierredb.Database // the same database, counting per request
 	raw        *sql.DB
+	oneTrip    *sql.Stmt // pierre's lookup-and-count statement, where the engine has one
 	keys       []string
 }
 
@@ -317,31 +324,54 @@ func (f *keyBench) prepare(b *testing.B, query string) *sql.Stmt {
 }
 
 // rawVerify is the baseline: the lookup, the HMAC compare, the status checks,
-// and (count not nil) the counter statement.
+// and (count not nil) the counter statement; where the engine looks up and
+// counts in one statement (f.oneTrip), that statement instead of both.
 func (f *keyBench) rawVerify(b *testing.B, lookup, count *sql.Stmt, key string) {
 	var id, tenantID, userID, name, hash, tier, period, email, status string
-	var limit sql.NullInt64
+	var limit, counted sql.NullInt64
 	var active, userActive, tenantActive bool
 	var expires, revoked any
+	var one int
 	// The benchmark's context, as pierre's calls get: a cancellable context
 	// costs database/sql and the drivers a watcher per statement.
 	ctx := b.Context()
-	err := lookup.QueryRowContext(ctx, key[:len("pk_live_")+12]).Scan(&id, &tenantID, &userID, &name, &hash, &tier, &limit, &period,
-		&active, &expires, &revoked, &email, &status, &userActive, &tenantActive)
+	now := time.Now().UTC()
+	const stamp = "2006-01-02T15:04:05.000000Z"
+	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).Format(stamp)
+	dest := []any{&id, &tenantID, &userID, &name, &hash, &tier, &limit, &period,
+		&active, &expires, &revoked, &email, &status, &userActive, &tenantActive}
+	var err error
+	var expected string
+	if count != nil && f.oneTrip != nil {
+		expected = f.db.Keyring().HashCredential(pierredb.APIKeyHashDomain, []byte(key))
+		// The keys' period is a month: the other windows are passed, not used.
+		hour, day := now.Truncate(time.Hour).Format(stamp), now.Truncate(24*time.Hour).Format(stamp)
+		err = f.oneTrip.QueryRowContext(ctx, key[:len("pk_live_")+12], hour, day, day, month, now.Format(stamp), expected, now.Format(stamp)).
+			Scan(append(dest, &counted, &one)...)
+	} else {
+		err = lookup.QueryRowContext(ctx, key[:len("pk_live_")+12]).Scan(dest...)
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
-	ok, err := f.db.Keyring().VerifyCredential(pierredb.APIKeyHashDomain, []byte(key), hash)
+	var ok bool
+	if expected != "" {
+		ok = subtle.ConstantTimeCompare([]byte(hash), []byte(expected)) == 1
+	} else {
+		ok, err = f.db.Keyring().VerifyCredential(pierredb.APIKeyHashDomain, []byte(key), hash)
+	}
 	if err != nil || !ok || !active || revoked != nil || expires != nil || status != "active" || !userActive || !tenantActive {
 		b.Fatalf("baseline refused the key: %v", err)
 	}
-	if count == nil {
+	if count == nil || expected != "" {
+		if expected != "" && !counted.Valid {
+			b.Fatal("baseline: the statement did not count")
+		}
 		return
 	}
-	now := time.Now().UTC()
-	window := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).Format("2006-01-02T15:04:05.000000Z")
+	window := month
 	var n int64
-	if err := count.QueryRowContext(ctx, tenantID, id, window, now.Format("2006-01-02T15:04:05.000000Z"), limit.Int64).Scan(&n); err != nil {
+	if err := count.QueryRowContext(ctx, tenantID, id, window, now.Format(stamp), limit.Int64).Scan(&n); err != nil {
 		b.Fatal(err)
 	}
 }

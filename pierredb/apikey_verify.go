@@ -207,8 +207,8 @@ func (v APIKeyVerifier) verify(ctx context.Context, plaintext string, count bool
 		KeyID: k.id, KeyName: k.name, UserID: k.userID, Email: k.email, Tenant: &TenantScope{db: db, id: k.tenantID},
 		Tier: Tier(k.tier), RateLimit: storedRateLimit(k.limit, k.period), ExpiresAt: k.expires.Time,
 	}
+	start, end := p.RateLimit.Period.Window(now)
 	if count {
-		start, end := p.RateLimit.Period.Window(now)
 		limit := int64(unlimited)
 		if !p.RateLimit.Unlimited {
 			limit = p.RateLimit.Requests
@@ -228,7 +228,7 @@ func (v APIKeyVerifier) verify(ctx context.Context, plaintext string, count bool
 			p.Remaining, p.Reset = limit-n, end
 		}
 	}
-	apiKeyUsage.touch(ctx, db, k.id)
+	apiKeyUsage.touch(ctx, db, k.id, start)
 	db.rehashSecret(ctx, hashDomainAPIKey, plaintext, k.hash, "api_keys", "id", "key_hash", k.id)
 	return p, nil
 }

@@ -216,18 +216,21 @@ func (u *usageTable) count(ctx context.Context, db *Database, tenantID, id strin
 // this process wrote within the interval (the throttle that users' last_active
 // uses, with ids kept apart by the table's name) or when another process did
 // (the conditional UPDATE). A failure is not the request's: it is forgotten, so
-// the next request tries again.
-func (u *usageTable) touch(ctx context.Context, db *Database, id string) {
+// the next request tries again. window is the start of the credential's
+// current rate-limit window.
+func (u *usageTable) touch(ctx context.Context, db *Database, id string, window time.Time) {
 	now := db.now()
 	key := u.parent + ":" + id
 	if !db.lastActive.due(key, now) {
 		return
 	}
-	if db.tally != nil {
+	if u.total && db.tally != nil && db.tally.pendingIn(u, id, window) {
 		// The running total is summed from the windows in the database: write
-		// the counts kept in memory first, so that it includes them (once per
-		// interval per credential). Inside RunInTx the total lags instead: on
-		// SQLite the host's transaction holds the one writer connection.
+		// the counts of the current window kept in memory first, so that it
+		// includes them (at most once per interval per credential; an earlier
+		// window's last second of counts waits for the next write). Inside
+		// RunInTx the total lags instead: on SQLite the host's transaction
+		// holds the one writer connection.
 		if _, inTx := db.txFrom(ctx); !inTx {
 			if _, err := db.tally.flush(ctx); err != nil {
 				db.lastActive.forget(key)

@@ -87,6 +87,15 @@ func (t *tally) take(u *usageTable, id string, start time.Time, limit int64) (n 
 	return 0, false, false
 }
 
+// pendingIn reports whether this process counted requests in the window of
+// credential id that starts at start that the database does not hold yet.
+func (t *tally) pendingIn(u *usageTable, id string, start time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.windows[tallyKey{u.table, id, start.Unix()}]
+	return w != nil && w.pending > 0
+}
+
 // learn records what the database answered to a request counted there: the
 // window's count after it (n), or ok false when the database refused it, which
 // means that the window holds at least limit requests.
