@@ -29,7 +29,7 @@ import (
 // databases and schemas. Every object they create has a unique name and is
 // dropped in t.Cleanup.
 
-func serverURL(t *testing.T) string {
+func serverURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("PIERREDB_TEST_POSTGRES_URL")
 	if u == "" {
@@ -39,7 +39,7 @@ func serverURL(t *testing.T) string {
 }
 
 // withURL returns base changed by edit.
-func withURL(t *testing.T, base string, edit func(u *url.URL, q url.Values)) string {
+func withURL(t testing.TB, base string, edit func(u *url.URL, q url.Values)) string {
 	t.Helper()
 	u, err := url.Parse(base)
 	require.NoError(t, err)
@@ -50,7 +50,7 @@ func withURL(t *testing.T, base string, edit func(u *url.URL, q url.Values)) str
 	return u.String()
 }
 
-func withParam(t *testing.T, base, key, value string) string {
+func withParam(t testing.TB, base, key, value string) string {
 	return withURL(t, base, func(_ *url.URL, q url.Values) { q.Set(key, value) })
 }
 
@@ -75,7 +75,7 @@ func adminExec(t *testing.T, sqls ...string) {
 
 // cleanup registers statements to run at the end of the test, even if its
 // context is gone.
-func cleanup(t *testing.T, sqls ...string) {
+func cleanup(t testing.TB, sqls ...string) {
 	t.Helper()
 	url := serverURL(t)
 	ctx := context.WithoutCancel(t.Context())
@@ -95,11 +95,11 @@ func cleanup(t *testing.T, sqls ...string) {
 }
 
 // dropSchemaLater creates nothing; it drops schema when the test ends.
-func dropSchemaLater(t *testing.T, schema string) {
+func dropSchemaLater(t testing.TB, schema string) {
 	cleanup(t, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
 }
 
-func connect(t *testing.T, c *Connector) (*engine.Engine, error) {
+func connect(t testing.TB, c *Connector) (*engine.Engine, error) {
 	t.Helper()
 	e, err := engine.Connect(t.Context(), "postgres", c)
 	if err == nil {
@@ -108,7 +108,7 @@ func connect(t *testing.T, c *Connector) (*engine.Engine, error) {
 	return e, err
 }
 
-func openURL(t *testing.T, raw string) *engine.Engine {
+func openURL(t testing.TB, raw string) *engine.Engine {
 	t.Helper()
 	c, err := NewConnector(Config{URL: raw, MaxConns: 4})
 	require.NoError(t, err)
