@@ -116,7 +116,7 @@ func (v A2AClientVerifier) verify(ctx context.Context, clientID, secret string, 
 	}
 	start, end := fixedWindow(p.RateLimit.Window, db.now())
 	if count {
-		n, ok, err := a2aUsage.count(ctx, db, tenantID, id, start, limit)
+		n, ok, err := a2aUsage.count(ctx, db, tenantID, id, start, end, limit)
 		if err != nil {
 			return A2APrincipal{}, err
 		}

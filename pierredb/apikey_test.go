@@ -189,3 +189,29 @@ func TestAPIKeyVerifyConcurrentKeys(t *testing.T) {
 		assert.EqualValues(t, 200, total)
 	})
 }
+
+// Windows that ended leave memory even when nothing is ever written from it: a
+// key used once per window (each request counted in the database) keeps the
+// windows in memory bounded.
+func TestUsageTallyStaysBounded(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		var mu sync.Mutex
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		f := newKeyFixture(t, e, pierredb.WithClock(clock), pierredb.WithUsageFlushInterval(time.Hour))
+		k, err := f.scope.APIKeys().Create(ctx, pierredb.NewAPIKey{UserID: f.userID, Name: "hourly",
+			RateLimit: &pierredb.RateLimit{Requests: 10, Period: pierredb.PeriodHour}})
+		require.NoError(t, err)
+		for range 1500 {
+			_, err := f.db.APIKeys().Verify(ctx, k.Key.Reveal())
+			require.NoError(t, err)
+			mu.Lock()
+			now = now.Add(time.Hour)
+			mu.Unlock()
+		}
+		assert.Positive(t, pierredb.TallyWindows(f.db))
+		assert.LessOrEqual(t, pierredb.TallyWindows(f.db), 1025, "ended windows are dropped")
+	})
+}

@@ -108,8 +108,8 @@ func verifyCountStatements(d engine.Dialect) [2]string {
 // A key of a user who left its tenant no longer exists (ErrInvalidCredential).
 // Quotas are exact under any concurrency. How requests are counted is
 // WithUsageFlushInterval's: in memory on SQLite by default (exact within the
-// process, written every second), in the database on PostgreSQL (one statement
-// that looks up, counts and refuses in one step, exact across processes).
+// process, written every second), in the database on PostgreSQL (exact across
+// processes; a counted request is one statement that looks up and counts).
 func (v APIKeyVerifier) Verify(ctx context.Context, plaintext string) (_ APIKeyPrincipal, err error) {
 	defer v.db.wrap(&err, "verify API key")
 	return v.verify(ctx, plaintext, true)
@@ -217,7 +217,7 @@ func (v APIKeyVerifier) verify(ctx context.Context, plaintext string, count bool
 		if !ok {
 			// Not counted yet: the quota may be used up (or the key's hash is
 			// under an older hashing key, or one statement was not possible).
-			if n, ok, err = apiKeyUsage.count(ctx, db, k.tenantID, k.id, start, limit); err != nil {
+			if n, ok, err = apiKeyUsage.count(ctx, db, k.tenantID, k.id, start, end, limit); err != nil {
 				return APIKeyPrincipal{}, err
 			}
 		}

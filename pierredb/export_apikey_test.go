@@ -26,3 +26,13 @@ const APIKeyHashDomain = hashDomainAPIKey
 // the request in one round trip, as db runs it on its own; "" where the
 // engine cannot.
 func VerifyCountAPIKeySQL(db *Database) string { return db.verifyCountSQL[0] }
+
+// TallyWindows is how many rate-limit windows db keeps in memory.
+func TallyWindows(db *Database) int {
+	if db.tally == nil {
+		return 0
+	}
+	db.tally.mu.Lock()
+	defer db.tally.mu.Unlock()
+	return len(db.tally.windows)
+}

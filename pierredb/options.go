@@ -52,17 +52,20 @@ func WithLastActiveInterval(d time.Duration) Option { return func(c *config) { c
 //
 // With d > 0, this Database counts in memory, exactly under any concurrency
 // within the process, and writes the counts to the database every d at most
-// (and when it closes); usage listings write what is pending first. A crash
+// (and when it closes); usage listings write what is pending first. Inside
+// RunInTx a request is counted in the host's transaction instead. A crash
 // loses the counts of the last d, and quotas are exact only while one process
 // counts a credential's requests: two processes would each allow up to d's worth
 // of requests the other already counted. The first request of each credential
 // in each window is counted in the database, and reads the counts other
 // processes wrote.
 //
-// With d <= 0, each verification counts in the database in one statement that
+// With d <= 0, each verification counts in the database with a statement that
 // counts and refuses in one step, exact across any number of processes, at the
-// cost of one commit per request (on PostgreSQL that commit does not wait for
-// the disk: a server crash may lose the last fraction of a second of counts).
+// cost of one commit per request. On PostgreSQL an API key's lookup and count
+// are that one statement (a refused request takes a second one), and its
+// commit does not wait for the disk: a server crash may lose the last fraction
+// of a second of counts.
 //
 // The default follows the engine: one second on SQLite, whose file one process
 // serves, and zero on PostgreSQL, which many instances share. Give 0 on SQLite

@@ -126,8 +126,10 @@ type usageTable struct {
 	// commit it must not change.
 	countSQL string
 	// addSQL adds the requests counted in memory to a window's row, and returns
-	// the window's count (no row when the credential is gone).
-	addSQL string
+	// the window's count (no row when the row is gone). insertSQL writes them
+	// as a new row, when aliveSQL (the credential's rows: 0 or 1) says that
+	// the credential is still there.
+	addSQL, insertSQL, aliveSQL string
 	// touchSQL records the last use (and, where the credential keeps one, the
 	// running total) unless another process recorded it within the interval.
 	touchSQL string
@@ -141,6 +143,10 @@ func newUsageTable(what, table, owner, parent, parentID string, keepsTotal bool)
 		" ON CONFLICT (" + owner + ", window_start) DO UPDATE SET request_count = " + table + ".request_count + 1, updated_at = excluded.updated_at" +
 		" WHERE " + table + ".request_count < ? RETURNING request_count"
 	u.addSQL = "UPDATE " + table + " SET request_count = request_count + ?, updated_at = ? WHERE " + owner + " = ? AND window_start = ? RETURNING request_count"
+	u.insertSQL = "INSERT INTO " + table + " (tenant_id, " + owner + ", window_start, request_count, updated_at) VALUES (?, ?, ?, ?, ?)" +
+		" ON CONFLICT (" + owner + ", window_start) DO UPDATE SET request_count = " + table + ".request_count + excluded.request_count, updated_at = excluded.updated_at" +
+		" RETURNING request_count"
+	u.aliveSQL = "SELECT count(*) FROM " + parent + " WHERE " + parentID + " = ?"
 	set := "last_used_at = ?"
 	if keepsTotal {
 		// The total is recomputed from the windows (one probe of their primary
@@ -168,24 +174,51 @@ func countStatements(relaxedOne string) map[string][2]string {
 	return m
 }
 
-// count counts one request of credential id (of tenant) in the window that
-// starts at start, within limit (unlimited for none). It returns the window's
-// count after this request, or ok false when the quota was used up. Where the
-// Database counts in memory (WithUsageFlushInterval), the window answers from
-// memory once its count was read from the database.
-func (u *usageTable) count(ctx context.Context, db *Database, tenantID, id string, start time.Time, limit int64) (n int64, ok bool, err error) {
+// count counts one request of credential id (of tenant) in the window [start,
+// end), within limit (unlimited for none). It returns the window's count after
+// this request, or ok false when the quota was used up. Where the Database
+// counts in memory (WithUsageFlushInterval), the window answers from memory
+// once its count was read from the database; inside RunInTx the request is
+// counted in the host's transaction, and goes or stays with it.
+func (u *usageTable) count(ctx context.Context, db *Database, tenantID, id string, start, end time.Time, limit int64) (n int64, ok bool, err error) {
 	if limit <= 0 { // a limit of zero (set by hand: the API refuses it) allows nothing
 		return 0, false, nil
 	}
-	if db.tally != nil {
-		if n, ok, done := db.tally.take(u, id, start, limit); done {
-			return n, ok, nil
+	_, inTx := db.txFrom(ctx)
+	loading := false
+	if db.tally != nil && !inTx {
+		for {
+			n, ok, done, wait := db.tally.take(u, id, start, end, limit)
+			if done {
+				return n, ok, nil
+			}
+			if wait == nil {
+				loading = true
+				break
+			}
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return 0, false, ctx.Err()
+			}
 		}
 	}
-	stmts := db.countSQL[u.table]
-	query := stmts[0]
-	if _, inTx := db.txFrom(ctx); inTx {
-		query = stmts[1]
+	n, ok, err = u.countInDB(ctx, db, tenantID, id, start, limit, inTx)
+	if loading {
+		if err != nil {
+			db.tally.abandon(u, id, start)
+		} else {
+			db.tally.learn(u, tenantID, id, start, limit, n, ok)
+		}
+	}
+	return n, ok, err
+}
+
+// countInDB counts one request in the database with countSQL.
+func (u *usageTable) countInDB(ctx context.Context, db *Database, tenantID, id string, start time.Time, limit int64, inTx bool) (n int64, ok bool, err error) {
+	query := db.countSQL[u.table][0]
+	if inTx {
+		query = db.countSQL[u.table][1]
 	}
 	row, err := db.writeRow(ctx, query, tenantID, id, at(start), at(db.now()), limit)
 	if err != nil {
@@ -194,21 +227,15 @@ func (u *usageTable) count(ctx context.Context, db *Database, tenantID, id strin
 	if err := row.Scan(&n); err != nil {
 		switch {
 		case isNoRows(err):
-			ok = false
+			return 0, false, nil
 		case errors.Is(db.classify(err), ErrConflict):
 			// The credential was deleted (or its user left the tenant) since it
 			// was read: its counter row has nothing to point at.
 			return 0, false, ErrInvalidCredential
-		default:
-			return 0, false, err
 		}
-	} else {
-		ok = true
+		return 0, false, err
 	}
-	if db.tally != nil {
-		db.tally.learn(u, tenantID, id, start, limit, n, ok)
-	}
-	return n, ok, nil
+	return n, true, nil
 }
 
 // touch records that credential id was used at now, at most once per interval

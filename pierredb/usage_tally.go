@@ -33,8 +33,9 @@ type tally struct {
 	windows map[tallyKey]*tallyWindow
 	timer   *time.Timer // the next write, nil when none is due
 	closed  bool
+	sweepAt int // the number of windows past which learn drops stale ones
 
-	flushing sync.Mutex // one write at a time
+	flushing chan struct{} // holds a token while a write runs: one at a time
 }
 
 type tallyKey struct {
@@ -44,9 +45,13 @@ type tallyKey struct {
 }
 
 type tallyWindow struct {
-	u        *usageTable
-	tenantID string
-	start    time.Time
+	u          *usageTable
+	tenantID   string
+	start, end time.Time
+	// loading is closed when the request that reads the window's count from
+	// the database is done: until then the window answers nobody, so that no
+	// request counts in memory on top of a count still being read.
+	loading chan struct{}
 	// base is the window's count in the database as last read or written
 	// (its requests from every process up to then); pending is what this
 	// process counted since and has not written yet.
@@ -56,35 +61,81 @@ type tallyWindow struct {
 	used          time.Time // when a request last looked at the window
 }
 
+// tallySweepFloor is how many windows the tally holds before learn first drops
+// stale ones (then twice as many as it kept, so that sweeping stays O(1) per
+// request on average).
+const tallySweepFloor = 1024
+
 func newTally(db *Database, interval time.Duration) *tally {
-	return &tally{db: db, interval: interval, windows: map[tallyKey]*tallyWindow{}}
+	return &tally{db: db, interval: interval, windows: map[tallyKey]*tallyWindow{},
+		sweepAt: tallySweepFloor, flushing: make(chan struct{}, 1)}
 }
 
-// take counts one request in the window of credential id that starts at start,
-// within limit, if the window is in memory and can answer: done false means
-// that the request must be counted in the database (and the answer learnt).
+// take counts one request in the window [start, end) of credential id, within
+// limit, if the window is in memory and can answer (done true). Otherwise:
+//
+//   - wait not nil: another request is reading the window's count from the
+//     database; wait for it, then take again;
+//   - wait nil: this request must count in the database, then report the
+//     answer with learn (or drop with abandon); until it does, the window
+//     answers nobody.
+//
 // A window at its limit answers "refused" for one interval after its count was
-// read; after that, a refusal is checked against the database, which may hold
+// read; after that, a refusal is read again from the database, which may hold
 // fewer requests than this process believes (a window edited by hand).
-func (t *tally) take(u *usageTable, id string, start time.Time, limit int64) (n int64, ok, done bool) {
+func (t *tally) take(u *usageTable, id string, start, end time.Time, limit int64) (n int64, ok, done bool, wait <-chan struct{}) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w := t.windows[tallyKey{u.table, id, start.Unix()}]
-	if w == nil || t.closed {
-		return 0, false, false
+	if t.closed {
+		return 0, false, false, nil
+	}
+	key := tallyKey{u.table, id, start.Unix()}
+	w := t.windows[key]
+	switch {
+	case w == nil:
+		t.windows[key] = &tallyWindow{u: u, start: start, end: end, loading: make(chan struct{}), used: now}
+		return 0, false, false, nil
+	case w.loading != nil:
+		return 0, false, false, w.loading
 	}
 	w.used = now
 	if w.base+w.pending < limit {
 		w.pending++
 		w.last = t.db.now()
 		t.schedule()
-		return w.base + w.pending, true, true
+		return w.base + w.pending, true, true, nil
 	}
 	if w.pending > 0 || now.Sub(w.synced) < t.interval {
-		return 0, false, true
+		return 0, false, true, nil
 	}
-	return 0, false, false
+	w.loading = make(chan struct{}) // read the count again
+	return 0, false, false, nil
+}
+
+// learn records what the database answered to the request that take sent
+// there: the window's count after it (n), or ok false when the database
+// refused it, which means that the window holds at least limit requests. No
+// request counted in memory meanwhile (the window was loading), so n is the
+// whole count.
+func (t *tally) learn(u *usageTable, tenantID, id string, start time.Time, limit, n int64, ok bool) {
+	if !ok {
+		n = limit
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.windows[tallyKey{u.table, id, start.Unix()}]
+	if w == nil || w.loading == nil {
+		return
+	}
+	w.tenantID, w.base, w.synced, w.used = tenantID, n, now, now
+	close(w.loading)
+	w.loading = nil
+	if len(t.windows) > t.sweepAt {
+		t.sweep(now)
+		t.sweepAt = max(tallySweepFloor, 2*len(t.windows))
+	}
 }
 
 // pendingIn reports whether this process counted requests in the window of
@@ -96,29 +147,32 @@ func (t *tally) pendingIn(u *usageTable, id string, start time.Time) bool {
 	return w != nil && w.pending > 0
 }
 
-// learn records what the database answered to a request counted there: the
-// window's count after it (n), or ok false when the database refused it, which
-// means that the window holds at least limit requests.
-func (t *tally) learn(u *usageTable, tenantID, id string, start time.Time, limit, n int64, ok bool) {
-	if !ok {
-		n = limit
-	}
-	now := time.Now()
+// abandon gives up the window that take sent to the database, when counting
+// there failed: the next request reads it again.
+func (t *tally) abandon(u *usageTable, id string, start time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
-		return
-	}
 	key := tallyKey{u.table, id, start.Unix()}
 	w := t.windows[key]
-	if w == nil {
-		w = &tallyWindow{u: u, tenantID: tenantID, start: start}
-		t.windows[key] = w
+	if w == nil || w.loading == nil {
+		return
 	}
-	// Counts in the database only grow within a window, so the larger of two
-	// readings is the later one.
-	w.base = max(w.base, n)
-	w.synced, w.used = now, now
+	close(w.loading)
+	w.loading = nil
+	if w.pending == 0 {
+		delete(t.windows, key)
+	}
+}
+
+// sweep drops the windows with nothing pending that ended, or that nothing
+// was counted in for tallyIdle. t.mu is held.
+func (t *tally) sweep(now time.Time) {
+	clock := t.db.now() // windows are in the store's time (WithClock)
+	for key, w := range t.windows {
+		if w.pending == 0 && w.loading == nil && (!clock.Before(w.end) || now.Sub(w.used) > tallyIdle) {
+			delete(t.windows, key)
+		}
+	}
 }
 
 // schedule arranges the next write, one interval from now, unless one is due.
@@ -151,8 +205,12 @@ func (t *tally) flushLater() {
 // nothing is lost: the counts stay pending, and a write is scheduled. It
 // returns how many requests it was to write.
 func (t *tally) flush(ctx context.Context) (requests int64, err error) {
-	t.flushing.Lock()
-	defer t.flushing.Unlock()
+	select {
+	case t.flushing <- struct{}{}:
+		defer func() { <-t.flushing }()
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 
 	type item struct {
 		key  tallyKey
@@ -167,13 +225,11 @@ func (t *tally) flush(ctx context.Context) (requests int64, err error) {
 		t.timer.Stop()
 		t.timer = nil
 	}
+	t.sweep(now)
 	for key, w := range t.windows {
-		switch {
-		case w.pending > 0:
+		if w.pending > 0 {
 			batch = append(batch, item{key, w, w.pending, w.last})
 			requests += w.pending
-		case now.Sub(w.used) > tallyIdle:
-			delete(t.windows, key)
 		}
 	}
 	t.mu.Unlock()
@@ -186,16 +242,36 @@ func (t *tally) flush(ctx context.Context) (requests int64, err error) {
 	err = t.db.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		ctx = context.WithValue(ctx, txKey{t.db}, tx)
 		for i, it := range batch {
-			row, err := t.db.writeRow(ctx, it.w.u.addSQL, it.n, at(it.last), it.key.id, at(it.w.start))
+			u := it.w.u
+			row, err := t.db.writeRow(ctx, u.addSQL, it.n, at(it.last), it.key.id, at(it.w.start))
 			if err != nil {
 				return err
 			}
 			switch err := row.Scan(&counts[i]); {
 			case err == nil:
 				found[i] = true
+				continue
 			case !isNoRows(err):
 				return err
 			}
+			// No row for the window: the credential was deleted (its windows
+			// went with it), or the row was (by hand). Write it back if the
+			// credential is still there.
+			alive, err := scanCount(ctx, t.db, u.aliveSQL, it.key.id)
+			if err != nil || alive == 0 {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			row, err = t.db.writeRow(ctx, u.insertSQL, it.w.tenantID, it.key.id, at(it.w.start), it.n, at(it.last))
+			if err != nil {
+				return err
+			}
+			if err := row.Scan(&counts[i]); err != nil {
+				return err
+			}
+			found[i] = true
 		}
 		return nil
 	})
@@ -209,13 +285,13 @@ func (t *tally) flush(ctx context.Context) (requests int64, err error) {
 	for i, it := range batch {
 		it.w.pending -= it.n
 		if !found[i] {
-			// The credential was deleted (its windows went with it): nothing
-			// to count against any more.
-			if t.windows[it.key] == it.w {
+			// The credential was deleted: nothing to count against any more.
+			if t.windows[it.key] == it.w && it.w.loading == nil {
 				delete(t.windows, it.key)
 			}
 			continue
 		}
+		// counts[i] holds this batch's requests and every other process's.
 		it.w.base = max(it.w.base+it.n, counts[i])
 		it.w.synced = now
 		if it.w.pending > 0 {

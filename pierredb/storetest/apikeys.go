@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1338,13 +1339,73 @@ var _ = register("APIKeys", "UsageInMemory", func(t *testing.T) {
 				}
 				page, err := w.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
 				if err == nil && len(page.Items) == 1 {
-					assert.EqualValues(t, 1, page.Items[0].Requests, "a listing in a transaction reads what is written")
+					assert.EqualValues(t, 2, page.Items[0].Requests,
+						"the transaction's request is counted in it; what memory holds is not written from inside it")
 				}
 				return err
 			}))
 			page, err := w.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
 			require.NoError(t, err)
 			assert.EqualValues(t, 3, page.Items[0].Requests)
+
+			// A request counted in a transaction that rolls back is not
+			// counted, and loses no other request's count.
+			fresh := w.newKey(t, pierredb.NewAPIKey{})
+			rollback := errors.New("roll back")
+			err = db.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error {
+				if _, err := db.APIKeys().Verify(ctx, fresh.Key.Reveal()); err != nil {
+					return err
+				}
+				return rollback
+			})
+			require.ErrorIs(t, err, rollback)
+			verify(db, fresh.Key.Reveal(), 5)
+			page, err = w.scope.APIKeys().Usage(ctx, fresh.ID, pierredb.UsageOptions{})
+			require.NoError(t, err)
+			require.Len(t, page.Items, 1)
+			assert.EqualValues(t, 5, page.Items[0].Requests)
+		})
+
+		t.Run("the first requests of a window at once", func(t *testing.T) {
+			// Every request finds the window not in memory yet: one reads it
+			// from the database, the others wait for it rather than count in
+			// the database beside requests counted in memory.
+			for range 20 {
+				k := w.newKey(t, pierredb.NewAPIKey{RateLimit: &pierredb.RateLimit{Requests: 5, Period: pierredb.PeriodDay}})
+				var wg sync.WaitGroup
+				var passed atomic.Int64
+				start := make(chan struct{})
+				for range 32 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						_, err := db.APIKeys().Verify(ctx, k.Key.Reveal())
+						if err == nil {
+							passed.Add(1)
+						} else if !errors.Is(err, pierredb.ErrRateLimited) {
+							t.Error(err)
+						}
+					}()
+				}
+				close(start)
+				wg.Wait()
+				require.EqualValues(t, 5, passed.Load())
+				page, err := w.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
+				require.NoError(t, err)
+				require.EqualValues(t, 5, page.Items[0].Requests)
+			}
+		})
+
+		t.Run("a window deleted by hand is written back", func(t *testing.T) {
+			k := w.newKey(t, pierredb.NewAPIKey{})
+			verify(db, k.Key.Reveal(), 4)
+			_, err := db.Bun().ExecContext(ctx, "DELETE FROM api_key_usage WHERE api_key_id = ?", k.ID)
+			require.NoError(t, err)
+			page, err := w.scope.APIKeys().Usage(ctx, k.ID, pierredb.UsageOptions{})
+			require.NoError(t, err)
+			require.Len(t, page.Items, 1)
+			assert.EqualValues(t, 3, page.Items[0].Requests, "the three counted in memory")
 		})
 	})
 })
