@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb/internal/engine"
@@ -21,6 +23,9 @@ import (
 const (
 	EnvDatabaseURL    = "DATABASE_URL"
 	EnvMaxConnections = "DATABASE_MAX_CONNECTIONS"
+	// EnvUsageFlushInterval sets WithUsageFlushInterval: a Go duration ("1s",
+	// "250ms") up to an hour, or "0" to count every request in the database.
+	EnvUsageFlushInterval = "PIERREDB_USAGE_FLUSH_INTERVAL"
 )
 
 // DefaultURL is the database OpenFromEnv opens when DATABASE_URL is unset: a
@@ -269,6 +274,7 @@ func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config
 //	PIERRE_PREVIOUS_MASTER_ENCRYPTION_KEY  optional, during a master key rollover
 //	AUTO_APPROVE_USERS               true/false: overrides the stored auto-approval setting
 //	PIERREDB_LOG_QUERIES             1: log every statement to stderr (WithQueryLog)
+//	PIERREDB_USAGE_FLUSH_INTERVAL    a duration such as 1s, or 0 (WithUsageFlushInterval)
 //
 // opts are applied after the environment, so an explicit option wins.
 func OpenFromEnv(ctx context.Context, opts ...Option) (_ *Database, err error) {
@@ -277,30 +283,9 @@ func OpenFromEnv(ctx context.Context, opts ...Option) (_ *Database, err error) {
 	if url == "" {
 		url = DefaultURL
 	}
-	var envOpts []Option
-	if v := os.Getenv(EnvMaxConnections); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return nil, fmt.Errorf("%w: %s=%q is not a pool size between 1 and 10000",
-				ErrInvalidArgument, EnvMaxConnections, shorten(v))
-		}
-		envOpts = append(envOpts, WithMaxConnections(n))
-	}
-	if v := os.Getenv(EnvLogQueries); v != "" {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s=%q is not a boolean (1 or 0)", ErrInvalidArgument, EnvLogQueries, shorten(v))
-		}
-		if on {
-			envOpts = append(envOpts, WithQueryLog(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
-		}
-	}
-	if v := os.Getenv(EnvAutoApproveUsers); v != "" {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s=%q is not a boolean (true or false)", ErrInvalidArgument, EnvAutoApproveUsers, shorten(v))
-		}
-		envOpts = append(envOpts, WithAutoApproveUsers(on))
+	envOpts, err := OptionsFromEnv(os.Getenv, os.Stderr)
+	if err != nil {
+		return nil, err
 	}
 	key, err := keyring.LoadMasterKey(keyring.LoadOptions{})
 	if err != nil {
@@ -319,4 +304,51 @@ func OpenFromEnv(ctx context.Context, opts ...Option) (_ *Database, err error) {
 		return nil, err
 	}
 	return open(ctx, c, key, cfg)
+}
+
+// maxUsageFlushInterval bounds EnvUsageFlushInterval: counts older than that
+// are too much to lose in a crash.
+const maxUsageFlushInterval = time.Hour
+
+// OptionsFromEnv returns the options that the environment's
+// DATABASE_MAX_CONNECTIONS, PIERREDB_LOG_QUERIES (logged to logTo),
+// AUTO_APPROVE_USERS and PIERREDB_USAGE_FLUSH_INTERVAL ask for, read through
+// getenv (os.Getenv, or a host's own lookup), or ErrInvalidArgument naming the
+// variable that does not parse. OpenFromEnv uses it; so can a host that opens
+// with its own connector.
+func OptionsFromEnv(getenv func(string) string, logTo io.Writer) ([]Option, error) {
+	var opts []Option
+	if v := getenv(EnvMaxConnections); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return nil, fmt.Errorf("%w: %s=%q is not a pool size between 1 and 10000",
+				ErrInvalidArgument, EnvMaxConnections, shorten(v))
+		}
+		opts = append(opts, WithMaxConnections(n))
+	}
+	if v := getenv(EnvLogQueries); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s=%q is not a boolean (1 or 0)", ErrInvalidArgument, EnvLogQueries, shorten(v))
+		}
+		if on {
+			opts = append(opts, WithQueryLog(slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		}
+	}
+	if v := getenv(EnvAutoApproveUsers); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s=%q is not a boolean (true or false)", ErrInvalidArgument, EnvAutoApproveUsers, shorten(v))
+		}
+		opts = append(opts, WithAutoApproveUsers(on))
+	}
+	if v := getenv(EnvUsageFlushInterval); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxUsageFlushInterval {
+			return nil, fmt.Errorf("%w: %s=%q is not a duration between 0 and 1h (for example 1s, or 0 to count every request in the database)",
+				ErrInvalidArgument, EnvUsageFlushInterval, shorten(v))
+		}
+		opts = append(opts, WithUsageFlushInterval(d))
+	}
+	return opts, nil
 }

@@ -162,6 +162,7 @@ func TestOpenFromEnv(t *testing.T) {
 	t.Setenv(keyring.EnvMasterKeyPath, "")
 	t.Setenv(keyring.EnvPreviousMasterKey, "")
 	t.Setenv(pierredb.EnvAutoApproveUsers, "")
+	t.Setenv(pierredb.EnvUsageFlushInterval, "")
 
 	t.Run("defaults to sqlite under ./data", func(t *testing.T) {
 		t.Chdir(dir)
@@ -204,6 +205,45 @@ func TestOpenFromEnv(t *testing.T) {
 		t.Setenv(pierredb.EnvAutoApproveUsers, "sometimes")
 		_, err = pierredb.OpenFromEnv(t.Context())
 		assert.ErrorIs(t, err, pierredb.ErrInvalidArgument)
+	})
+	t.Run("usage flush interval from the environment", func(t *testing.T) {
+		t.Setenv(pierredb.EnvDatabaseURL, "sqlite:"+filepath.Join(t.TempDir(), "flush.db"))
+		t.Setenv(pierredb.EnvMaxConnections, "")
+		t.Setenv(keyring.EnvMasterKey, key.EncodeBase64())
+		for _, bad := range []string{"soon", "-1s", "2h", "1"} {
+			t.Setenv(pierredb.EnvUsageFlushInterval, bad)
+			_, err := pierredb.OpenFromEnv(t.Context())
+			require.ErrorIs(t, err, pierredb.ErrInvalidArgument, bad)
+			assert.Contains(t, err.Error(), pierredb.EnvUsageFlushInterval)
+		}
+		stored := func(db *pierredb.Database, id string) int {
+			var n int
+			require.NoError(t, db.Bun().QueryRowContext(t.Context(),
+				"SELECT COALESCE(SUM(request_count), 0) FROM api_key_usage WHERE api_key_id = ?", id).Scan(&n))
+			return n
+		}
+		for _, tc := range []struct {
+			value string
+			want  int
+		}{{"0", 3}, {"1h", 1}} {
+			t.Setenv(pierredb.EnvUsageFlushInterval, tc.value)
+			db, err := pierredb.OpenFromEnv(t.Context(), pierredb.WithAutoApproveUsers(true))
+			require.NoError(t, err)
+			u, err := db.Users().Create(t.Context(), pierredb.NewUser{Email: "flush-" + tc.value + "@example.com", Password: "correct horse battery"})
+			require.NoError(t, err)
+			tn, err := db.Tenants().Create(t.Context(), pierredb.NewTenant{Name: "F", Slug: "f-" + tc.value, OwnerUserID: u.ID})
+			require.NoError(t, err)
+			scope, err := db.Tenant(t.Context(), tn.ID)
+			require.NoError(t, err)
+			k, err := scope.APIKeys().Create(t.Context(), pierredb.NewAPIKey{UserID: u.ID, Name: "k"})
+			require.NoError(t, err)
+			for range 3 {
+				_, err := db.APIKeys().Verify(t.Context(), k.Key.Reveal())
+				require.NoError(t, err)
+			}
+			assert.Equal(t, tc.want, stored(db, k.ID), "%s=%s", pierredb.EnvUsageFlushInterval, tc.value)
+			require.NoError(t, db.Close())
+		}
 	})
 	t.Run("pool size from the environment", func(t *testing.T) {
 		e := storetest.Engines()[1]

@@ -27,12 +27,29 @@ import (
 //
 //	PIERREDB_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //	  go test -run '^$' -bench BenchmarkWhoami -benchtime 2000x -count 5 ./examples/server/
+//
+// Each engine runs with its default counting; PostgreSQL runs again counting in
+// memory (postgres/in-memory, WithUsageFlushInterval(time.Second): what a
+// single instance may choose; SQLite's default).
 func BenchmarkWhoami(b *testing.B) {
+	type variant struct {
+		name string
+		e    storetest.Engine
+		opts []pierredb.Option
+	}
+	var variants []variant
 	for _, e := range storetest.Engines() {
-		b.Run(string(e.Backend), func(b *testing.B) {
+		variants = append(variants, variant{string(e.Backend), e, nil})
+		if e.Backend == pierredb.Postgres {
+			variants = append(variants, variant{string(e.Backend) + "/in-memory", e, []pierredb.Option{pierredb.WithUsageFlushInterval(time.Second)}})
+		}
+	}
+	for _, v := range variants {
+		e := v.e
+		b.Run(v.name, func(b *testing.B) {
 			e.Require(b)
 			ctx := b.Context()
-			db := e.Open(b, pierredb.WithHostMigrations(hostMigrations()))
+			db := e.Open(b, append([]pierredb.Option{pierredb.WithHostMigrations(hostMigrations())}, v.opts...)...)
 			u, err := db.Users().Create(ctx, pierredb.NewUser{Email: "bench@example.com", Password: storetest.Password})
 			if err != nil {
 				b.Fatal(err)

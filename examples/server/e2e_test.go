@@ -94,7 +94,7 @@ func baseEnv(extra ...string) []string {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
 		case pierredb.EnvDatabaseURL, keyring.EnvMasterKey, keyring.EnvMasterKeyPath, keyring.EnvPreviousMasterKey,
-			envPort, pierredb.EnvAutoApproveUsers, pierredb.EnvLogQueries, pierredb.EnvMaxConnections:
+			envPort, pierredb.EnvAutoApproveUsers, pierredb.EnvLogQueries, pierredb.EnvMaxConnections, pierredb.EnvUsageFlushInterval:
 			continue
 		}
 		env = append(env, kv)

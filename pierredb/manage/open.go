@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/pierre-mcp/pierre/keyring"
@@ -50,29 +48,9 @@ func (e Env) open(ctx context.Context, extra ...pierredb.Option) (*pierredb.Data
 // openWithGetenv is pierredb.OpenFromEnv reading e.Getenv instead of the
 // process environment: the same variables, defaults and checks.
 func (e Env) openWithGetenv(ctx context.Context, opts []pierredb.Option) (*pierredb.Database, error) {
-	var envOpts []pierredb.Option
-	if v := e.getenv(pierredb.EnvMaxConnections); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return nil, fmt.Errorf("%w: %s=%q is not a pool size between 1 and 10000", pierredb.ErrInvalidArgument, pierredb.EnvMaxConnections, shorten(v))
-		}
-		envOpts = append(envOpts, pierredb.WithMaxConnections(n))
-	}
-	if v := e.getenv(pierredb.EnvLogQueries); v != "" {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s=%q is not a boolean (1 or 0)", pierredb.ErrInvalidArgument, pierredb.EnvLogQueries, shorten(v))
-		}
-		if on {
-			envOpts = append(envOpts, pierredb.WithQueryLog(slog.New(slog.NewTextHandler(e.stderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))))
-		}
-	}
-	if v := e.getenv(pierredb.EnvAutoApproveUsers); v != "" {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s=%q is not a boolean (true or false)", pierredb.ErrInvalidArgument, pierredb.EnvAutoApproveUsers, shorten(v))
-		}
-		envOpts = append(envOpts, pierredb.WithAutoApproveUsers(on))
+	envOpts, err := pierredb.OptionsFromEnv(e.getenv, e.stderr())
+	if err != nil {
+		return nil, err
 	}
 	key, err := keyring.LoadMasterKey(e.loadOptions())
 	if err != nil {
