@@ -82,7 +82,7 @@ func seedBoundedTenant(t *testing.T, db *pierredb.Database, n int) string {
 	ctx := t.Context()
 	w := db.Bun()
 	users := make([]benchUserRow, n)
-	var members []benchMemberRow
+	var members []planMember
 	tenantID := uuid.Must(uuid.NewV7()).String()
 	for i := range users {
 		stamp := benchStamp(i)
@@ -93,7 +93,7 @@ func seedBoundedTenant(t *testing.T, db *pierredb.Database, n int) string {
 		if i == 0 {
 			role = "owner"
 		}
-		members = append(members, benchMemberRow{TenantID: tenantID, UserID: users[i].ID, Role: role, CreatedAt: stamp, UpdatedAt: stamp})
+		members = append(members, planMember{TenantID: tenantID, UserID: users[i].ID, Role: role, CreatedAt: stamp, UpdatedAt: stamp})
 	}
 	_, err := w.NewInsert().Model(&users).Exec(ctx)
 	require.NoError(t, err)

@@ -198,16 +198,6 @@ type benchTenantRow struct {
 	UpdatedAt   string `bun:"updated_at"`
 }
 
-type benchMemberRow struct {
-	bun.BaseModel `bun:"table:tenant_users"`
-
-	TenantID  string `bun:"tenant_id,pk"`
-	UserID    string `bun:"user_id,pk"`
-	Role      string `bun:"role"`
-	CreatedAt string `bun:"created_at"`
-	UpdatedAt string `bun:"updated_at"`
-}
-
 // newWorld seeds a fresh database with n users straight into the tables (no
 // argon2id per user): a third pending, one in fifty suspended, one in a hundred
 // an active admin; tenants of tenantSize members, plus the measured shapes.
@@ -260,7 +250,7 @@ func newWorld(b *testing.B, e storetest.Engine, n int) *world {
 	}
 
 	var tenants []benchTenantRow
-	var members []benchMemberRow
+	var members []planMember
 	tenant := func(slug string, owner, at int) string {
 		id := uuid.Must(uuid.NewV7()).String()
 		tenants = append(tenants, benchTenantRow{ID: id, Name: "Tenant " + slug, Slug: slug, Plan: "starter",
@@ -268,7 +258,7 @@ func newWorld(b *testing.B, e storetest.Engine, n int) *world {
 		return id
 	}
 	member := func(tenantID string, user int, role string, at int) {
-		members = append(members, benchMemberRow{TenantID: tenantID, UserID: w.users[user], Role: role,
+		members = append(members, planMember{TenantID: tenantID, UserID: w.users[user], Role: role,
 			CreatedAt: benchStamp(at), UpdatedAt: benchStamp(at)})
 	}
 	var regular []string

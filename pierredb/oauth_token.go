@@ -578,7 +578,7 @@ func (o OAuthTokens) Refresh(ctx context.Context, userID string, provider Provid
 		}
 		// Changed or gone since it was read: say which, or retry.
 		var cur oauthTokenRow
-		now, err := readOne(ctx, db, "oauth token", getOAuthTokenSQL, []any{o.s.id, userID, string(provider)}, func(r rowScanner) (OAuthToken, error) {
+		stored, err := readOne(ctx, db, "oauth token", getOAuthTokenSQL, []any{o.s.id, userID, string(provider)}, func(r rowScanner) (OAuthToken, error) {
 			if err := r.Scan(oauthTokenMap.dest(&cur)...); err != nil {
 				return OAuthToken{}, err
 			}
@@ -590,7 +590,7 @@ func (o OAuthTokens) Refresh(ctx context.Context, userID string, provider Provid
 		if err != nil {
 			return OAuthToken{}, err
 		}
-		if cur.ID != row.ID || !now.AccessToken.Equal(old.AccessToken) || !now.RefreshToken.Equal(old.RefreshToken) || attempt == 3 {
+		if cur.ID != row.ID || !stored.AccessToken.Equal(old.AccessToken) || !stored.RefreshToken.Equal(old.RefreshToken) || attempt == 3 {
 			return OAuthToken{}, fmt.Errorf("%w: the token changed while it was refreshed (another refresh won); read it again", ErrConflict)
 		}
 		expected = cur.AccessToken
