@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -121,13 +123,40 @@ func connectorFor(url string, cfg config) (Connector, error) {
 		}
 		return c, nil
 	default:
-		return nil, fmt.Errorf("%w: unsupported scheme %q; %s", ErrInvalidURL, shorten(scheme), acceptedForms)
+		if !plausibleScheme(scheme) {
+			// Not a scheme at all (a keyword DSN such as "host=… password=…"):
+			// repeating it could repeat a password.
+			return nil, fmt.Errorf("%w: it does not start with a scheme; %s", ErrInvalidURL, acceptedForms)
+		}
+		return nil, fmt.Errorf("%w: unsupported scheme %q; %s", ErrInvalidURL, scheme, acceptedForms)
 	}
+}
+
+// plausibleScheme reports whether s has the form of a URL scheme (RFC 3986: a
+// letter, then letters, digits, '+', '-' or '.'), short enough to be one.
+func plausibleScheme(s string) bool {
+	if s == "" || len(s) > 16 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func open(ctx context.Context, c Connector, key keyring.MasterKey, cfg config) (*Database, error) {
 	if key.IsZero() {
 		return nil, keyring.ErrMasterKeyMissing
+	}
+	if sc, ok := c.(*sqlite.Connector); ok {
+		if err := probeSQLite(ctx, sc, key, cfg); err != nil {
+			return nil, err
+		}
 	}
 	eng, err := engine.Connect(ctx, c.Dialect(), c)
 	if err != nil {
@@ -178,33 +207,24 @@ func open(ctx context.Context, c Connector, key keyring.MasterKey, cfg config) (
 }
 
 func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config) error {
-	store := &keyringStore{eng: db.eng, now: db.now}
-	var kopts []keyring.Option
-	if !cfg.previousKey.IsZero() {
-		kopts = append(kopts, keyring.WithPreviousMasterKey(cfg.previousKey))
+	store := &keyringStore{eng: db.eng, now: db.now, db: db}
+	kopts := keyringOptions(cfg)
+
+	// 0. WithExistingDatabase: a database without pierre's schema is not one.
+	if cfg.existing {
+		if err := requireSchema(ctx, db.eng); err != nil {
+			return err
+		}
 	}
-	kopts = append(kopts, keyring.WithClock(db.now))
 
 	// 1. A stored keyring is unlocked before anything is written, so that a wrong
 	// master key leaves the database untouched. A database that has held data
 	// never gets a new keyring: that would make every stored secret unreadable.
-	exists, err := db.eng.TableExists(ctx, db.eng.Reader, "keyring_meta")
+	keys, err := unlockStored(ctx, store, key, kopts)
 	if err != nil {
-		return db.classify(err)
+		return err
 	}
-	if exists {
-		keys, err := keyring.Unlock(ctx, store, key, kopts...)
-		switch {
-		case err == nil:
-			db.keys = keys
-		case errors.Is(err, keyring.ErrKeyringEmpty):
-			if err := store.checkNeverInitialised(ctx); err != nil {
-				return err
-			}
-		default:
-			return err
-		}
-	}
+	db.keys = keys
 
 	// 2. Migrations: pierre's, then the host's. A restart with nothing pending
 	// (the common case) takes no lock and sends no DDL; anything pending is
@@ -351,4 +371,165 @@ func OptionsFromEnv(getenv func(string) string, logTo io.Writer) ([]Option, erro
 		opts = append(opts, WithUsageFlushInterval(d))
 	}
 	return opts, nil
+}
+
+// keyringOptions are the keyring options every unlock of this configuration uses.
+func keyringOptions(cfg config) []keyring.Option {
+	var kopts []keyring.Option
+	if !cfg.previousKey.IsZero() {
+		kopts = append(kopts, keyring.WithPreviousMasterKey(cfg.previousKey))
+	}
+	return append(kopts, keyring.WithClock(cfg.now))
+}
+
+// unlockStored unlocks the keyring the database holds, or returns nil when it
+// holds none yet. It writes nothing. A database that has held data but whose
+// keyring tables were emptied is keyring.ErrKeyringMissing.
+func unlockStored(ctx context.Context, store *keyringStore, key keyring.MasterKey, kopts []keyring.Option) (*keyring.Keyring, error) {
+	exists, err := store.eng.TableExists(ctx, store.eng.Reader, "keyring_meta")
+	if err != nil {
+		return nil, store.eng.Classify(err)
+	}
+	if !exists {
+		return nil, nil
+	}
+	keys, err := keyring.Unlock(ctx, store, key, kopts...)
+	switch {
+	case err == nil:
+		return keys, nil
+	case errors.Is(err, keyring.ErrKeyringEmpty):
+		return nil, store.checkNeverInitialised(ctx)
+	default:
+		return nil, err
+	}
+}
+
+// requireSchema is WithExistingDatabase's check: pierre's migrations table
+// exists. It reads only.
+func requireSchema(ctx context.Context, eng *engine.Engine) error {
+	ok, err := eng.TableExists(ctx, eng.Reader, migrationsTable)
+	if err != nil {
+		return eng.Classify(err)
+	}
+	if !ok {
+		return noDatabase(eng.Info.Location)
+	}
+	return nil
+}
+
+func noDatabase(where string) error {
+	return fmt.Errorf("%w: no pierre database at %s (nothing was created); check DATABASE_URL, or create the database first (the server's first start, or setup)",
+		ErrNotFound, where)
+}
+
+// probeSQLite looks at a SQLite file through a read-only connection before it
+// is opened for writing, when opening it for writing could change it even though
+// Open then fails. SQLite's last connection to close checkpoints the WAL into the
+// database file and deletes the WAL, so a wrong master key on a database left with
+// a WAL (after a crash, or while another process has it open) would rewrite the
+// file: the probe refuses the key first, and a read-only connection never
+// checkpoints. With WithExistingDatabase it also refuses a missing file or one
+// without pierre's schema, creating nothing.
+func probeSQLite(ctx context.Context, c *sqlite.Connector, key keyring.MasterKey, cfg config) error {
+	sc := c.Config()
+	if sc.Memory {
+		if cfg.existing {
+			return noDatabase(":memory:")
+		}
+		return nil
+	}
+	if sc.Mode == sqlite.ModeReadOnly {
+		return nil // read-only connections write nothing; Open checks the rest
+	}
+	path, err := filepath.Abs(sc.Path)
+	if err != nil {
+		return nil // NewConnector's Open reports it
+	}
+	if _, err := os.Stat(path); err != nil {
+		if cfg.existing && errors.Is(err, fs.ErrNotExist) {
+			return noDatabase(path)
+		}
+		return nil
+	}
+	if !cfg.existing && !walHasFrames(path) {
+		return nil // closing after a failed open leaves the file as it was
+	}
+	ro := sc
+	ro.Mode = sqlite.ModeReadOnly
+	rc, err := sqlite.NewConnector(ro)
+	if err != nil {
+		return nil
+	}
+	eng, err := engine.Connect(ctx, rc.Dialect(), rc)
+	if err != nil {
+		return nil // the read-write open that follows reports what is wrong
+	}
+	defer func() { _ = eng.Close() }()
+	if cfg.existing {
+		if err := requireSchema(ctx, eng); err != nil {
+			return err
+		}
+	}
+	if _, err := unlockStored(ctx, &keyringStore{eng: eng, now: cfg.now}, key, keyringOptions(cfg)); err != nil && keyError(err) {
+		return err
+	}
+	return nil
+}
+
+// walHasFrames reports whether the SQLite database at path has a non-empty WAL
+// file beside it.
+func walHasFrames(path string) bool {
+	st, err := os.Stat(path + "-wal")
+	return err == nil && st.Size() > 0
+}
+
+// keyError reports whether err is about the master key or the keyring, as
+// opposed to the probe's own trouble reading the file.
+func keyError(err error) bool {
+	return errors.Is(err, keyring.ErrWrongMasterKey) || errors.Is(err, keyring.ErrKeyringMissing) ||
+		errors.Is(err, keyring.ErrMasterKeyMissing) || errors.Is(err, keyring.ErrKeyringCorrupt)
+}
+
+// Exists reports whether url names a database that pierre has initialised (its
+// migrations table is there), creating and changing nothing: a SQLite file is
+// looked at read-only (a missing file is false, not an error), a PostgreSQL
+// schema is only read. It needs no master key. A host uses it to tell a first
+// start, where it may generate a key, from a database whose key is missing.
+// Errors are Open's: ErrInvalidURL, ErrUnreachable and the like.
+func Exists(ctx context.Context, url string, opts ...Option) (_ bool, err error) {
+	defer func() {
+		if err != nil {
+			err = &opError{op: "check for a database", err: err}
+		}
+	}()
+	c, err := connectorFor(url, newConfig(opts))
+	if err != nil {
+		return false, err
+	}
+	if sc, ok := c.(*sqlite.Connector); ok {
+		conf := sc.Config()
+		if conf.Memory {
+			return false, nil
+		}
+		if _, err := os.Stat(conf.Path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return false, nil
+			}
+			return false, err
+		}
+		conf.Mode = sqlite.ModeReadOnly
+		if c, err = sqlite.NewConnector(conf); err != nil {
+			return false, err
+		}
+	}
+	eng, err := engine.Connect(ctx, c.Dialect(), c)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = eng.Close() }()
+	ok, err := eng.TableExists(ctx, eng.Reader, migrationsTable)
+	if err != nil {
+		return false, eng.Classify(err)
+	}
+	return ok, nil
 }

@@ -139,6 +139,10 @@ func TestOpenErrors(t *testing.T) {
 		{"unreachable server", "postgres://pierre:" + password + "@127.0.0.1:1/pierre?connect_timeout=2", key, pierredb.ErrUnreachable,
 			[]string{"127.0.0.1:1", "not reachable", "DATABASE_URL"}},
 		{"malformed postgres url", "postgres://pierre:" + password + "@[::1/x", key, pierredb.ErrInvalidURL, nil},
+		// A keyword DSN is not a URL; its text before the first ':' is no scheme
+		// and may hold the password.
+		{"keyword dsn", "host=127.0.0.1 user=pierre password=" + password[:4] + ":" + password[4:], key, pierredb.ErrInvalidURL,
+			[]string{"does not start with a scheme"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
@@ -149,6 +153,7 @@ func TestOpenErrors(t *testing.T) {
 			}
 			for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
 				assert.NotContains(t, text, password)
+				assert.NotContains(t, text, password[:4])
 			}
 			assert.Less(t, time.Since(start), 10*time.Second)
 		})

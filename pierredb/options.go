@@ -26,6 +26,7 @@ type config struct {
 	usageFlush     *time.Duration
 	host           []HostMigrations
 	queryLog       *slog.Logger
+	existing       bool
 }
 
 // PasswordPolicy is the argon2id cost of new password hashes. Zero fields mean the
@@ -110,6 +111,15 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 func WithPreviousMasterKey(k keyring.MasterKey) Option {
 	return func(c *config) { c.previousKey = k }
 }
+
+// WithExistingDatabase makes Open refuse to create a database: when the SQLite
+// file does not exist, or the database holds no pierre schema yet (a PostgreSQL
+// schema never migrated, an empty file), Open fails with ErrNotFound naming
+// where it looked, and creates nothing: no file, no directory, no schema, no
+// keyring. Tools that read or maintain an existing database (listing users,
+// rotating keys) use it, so that a mistyped DATABASE_URL is an error rather
+// than a new, empty database.
+func WithExistingDatabase() Option { return func(c *config) { c.existing = true } }
 
 func newConfig(opts []Option) config {
 	var c config

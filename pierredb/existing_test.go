@@ -1,0 +1,156 @@
+package pierredb_test
+
+import (
+	"bytes"
+	"context"
+	neturl "net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pierre-mcp/pierre/keyring"
+	"github.com/pierre-mcp/pierre/pierredb"
+	"github.com/pierre-mcp/pierre/pierredb/storetest"
+)
+
+// TestWithExistingDatabase: a database that was never created is ErrNotFound
+// and stays uncreated (no file, no directory, no schema); one that exists opens.
+// Exists tells the two apart without a key and without writing.
+func TestWithExistingDatabase(t *testing.T) {
+	for _, e := range storetest.Engines() {
+		t.Run(string(e.Backend), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			url := e.NewURL(t)
+			var created func() bool
+			if e.Backend == pierredb.SQLite {
+				// A database in a directory that does not exist either.
+				dir := filepath.Join(filepath.Dir(strings.TrimPrefix(url, "sqlite:")), "typo")
+				url = "sqlite:" + filepath.Join(dir, "users.db")
+				created = func() bool { _, err := os.Stat(dir); return err == nil }
+			} else {
+				// A schema nobody created: a mistyped search_path.
+				raw := e.OpenRaw(t, url)
+				u, err := neturl.Parse(url)
+				require.NoError(t, err)
+				q := u.Query()
+				schema := q.Get("search_path") + "_typo"
+				q.Set("search_path", schema)
+				u.RawQuery = q.Encode()
+				url = u.String()
+				t.Cleanup(func() { _, _ = raw.Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
+				created = func() bool {
+					var n int
+					require.NoError(t, raw.QueryRowContext(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema).Scan(&n))
+					return n > 0
+				}
+			}
+			require.False(t, created())
+
+			ok, err := pierredb.Exists(ctx, url)
+			require.NoError(t, err)
+			assert.False(t, ok)
+			_, err = pierredb.OpenContext(ctx, url, e.Key, pierredb.WithExistingDatabase())
+			require.ErrorIs(t, err, pierredb.ErrNotFound)
+			assert.Contains(t, err.Error(), "no pierre database at")
+			assert.Contains(t, err.Error(), "DATABASE_URL")
+			assert.False(t, created(), "a refused open created something")
+
+			db := e.OpenURL(t, url) // a first start creates it
+			require.NoError(t, db.Close())
+			ok, err = pierredb.Exists(ctx, url)
+			require.NoError(t, err)
+			assert.True(t, ok)
+			again, err := pierredb.OpenContext(ctx, url, e.Key, pierredb.WithExistingDatabase())
+			require.NoError(t, err)
+			require.NoError(t, again.Close())
+		})
+	}
+
+	t.Run("sqlite empty file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "empty.db")
+		require.NoError(t, os.WriteFile(path, nil, 0o600))
+		ok, err := pierredb.Exists(context.Background(), "sqlite:"+path)
+		require.NoError(t, err)
+		assert.False(t, ok)
+		_, err = pierredb.Open("sqlite:"+path, storetest.Engines()[0].Key, pierredb.WithExistingDatabase())
+		require.ErrorIs(t, err, pierredb.ErrNotFound)
+		st, err := os.Stat(path)
+		require.NoError(t, err)
+		assert.Zero(t, st.Size(), "the refused open wrote to the file")
+	})
+	t.Run("memory", func(t *testing.T) {
+		ok, err := pierredb.Exists(context.Background(), "sqlite::memory:")
+		require.NoError(t, err)
+		assert.False(t, ok)
+		_, err = pierredb.Open("sqlite::memory:", storetest.Engines()[0].Key, pierredb.WithExistingDatabase())
+		require.ErrorIs(t, err, pierredb.ErrNotFound)
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		_, err := pierredb.Exists(context.Background(), "postgres://pierre:s3cr3t-pw@127.0.0.1:1/pierre?connect_timeout=2")
+		require.ErrorIs(t, err, pierredb.ErrUnreachable)
+		assert.NotContains(t, err.Error(), "s3cr3t-pw")
+	})
+}
+
+// TestWrongKeyLeavesWALUntouched: a SQLite database left with a WAL (a crash,
+// or a copy taken while it was open) and opened with a wrong master key stays
+// byte-identical, WAL included: the key is refused through a read-only
+// connection, which never checkpoints. The right key then opens it with every
+// write the WAL held.
+func TestWrongKeyLeavesWALUntouched(t *testing.T) {
+	ctx := context.Background()
+	e := storetest.Engines()[0]
+	require.Equal(t, pierredb.SQLite, e.Backend)
+	src := strings.TrimPrefix(e.NewURL(t), "sqlite:")
+	db := e.OpenURL(t, "sqlite:"+src)
+	for i := range 20 {
+		_, err := db.Users().Create(ctx, pierredb.NewUser{Email: "wal-" + string(rune('a'+i)) + "@example.com", Password: storetest.Password})
+		require.NoError(t, err)
+	}
+	// Copy the three files while the database is open: what a crash leaves.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "crashed.db")
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		b, err := os.ReadFile(src + suffix)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(path+suffix, b, 0o600))
+	}
+	require.NoError(t, db.Close())
+	st, err := os.Stat(path + "-wal")
+	require.NoError(t, err)
+	require.NotZero(t, st.Size(), "the copy has no WAL to lose; the test proves nothing")
+
+	snapshot := func() map[string][]byte {
+		files := map[string][]byte{}
+		for _, suffix := range []string{"", "-wal"} {
+			b, err := os.ReadFile(path + suffix)
+			require.NoError(t, err)
+			files[suffix] = b
+		}
+		return files
+	}
+	before := snapshot()
+	wrong, err := keyring.Generate()
+	require.NoError(t, err)
+	for _, opts := range [][]pierredb.Option{nil, {pierredb.WithExistingDatabase()}} {
+		_, err = pierredb.Open("sqlite:"+path, wrong, opts...)
+		require.ErrorIs(t, err, keyring.ErrWrongMasterKey)
+		after := snapshot()
+		for suffix, b := range before {
+			assert.True(t, bytes.Equal(b, after[suffix]), "file%s changed after a wrong key", suffix)
+		}
+	}
+
+	db, err = pierredb.Open("sqlite:"+path, e.Key, pierredb.WithExistingDatabase())
+	require.NoError(t, err)
+	defer db.Close()
+	n, err := db.Users().Count(ctx, pierredb.UserFilter{})
+	require.NoError(t, err)
+	assert.Equal(t, 20, n)
+}
