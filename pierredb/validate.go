@@ -21,10 +21,14 @@ import (
 const maxIDLength = 128
 
 // hiddenRune reports a rune that must not appear in a stored name: control,
-// format (Cf), surrogate, private-use and unassigned code points, and line or
-// paragraph separators.
+// format (Cf), surrogate, private-use and unassigned code points, line or
+// paragraph separators, and the default-ignorable letters and marks that
+// render as nothing (U+034F combining grapheme joiner, the Hangul fillers
+// U+115F, U+1160, U+3164 and U+FFA0, variation selectors): with them
+// "alice\u034f@example.com" would look exactly like alice@example.com.
 func hiddenRune(r rune) bool {
-	return r == utf8.RuneError || !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Zs)
+	return r == utf8.RuneError || !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Zs) ||
+		unicode.In(r, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
 }
 
 // cleanText checks that s is valid UTF-8 without hidden runes and returns its NFC

@@ -152,6 +152,12 @@ var _ = register("Users", "HiddenCharacters", func(t *testing.T) {
 			{"U+2060 word joiner", "ada\u2060@example.com"},
 			{"U+2028 line separator", "ada\u2028@example.com"}, // at either end it is white space, trimmed
 			{"U+FFFD replacement character", "ada\ufffd@example.com"},
+			// Letters and marks that are default-ignorable: they render as nothing.
+			{"U+034F combining grapheme joiner", "ada\u034f@example.com"},
+			{"U+3164 Hangul filler", "ada\u3164@example.com"},
+			{"U+115F Hangul choseong filler", "\u115fada@example.com"},
+			{"U+FFA0 halfwidth Hangul filler", "ada@exa\uffa0mple.com"},
+			{"U+FE0F variation selector", "ada\ufe0f@example.com"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				_, err := db.Users().Create(ctx, pierredb.NewUser{Email: tc.email, Password: Password})
