@@ -61,6 +61,21 @@ func (r keyringKeyRow) wrappedKey() keyring.WrappedKey {
 type keyringStore struct {
 	eng *engine.Engine
 	now func() time.Time
+	db  *Database // to refuse writes inside its RunInTx; nil before Open returns it
+}
+
+// outsideTx refuses a keyring write inside RunInTx. The keyring commits its
+// changes on its own (a host's rollback could not undo them, and its memory
+// already holds the new keys); on SQLite it would also wait forever for the
+// one writer connection that the host's transaction holds.
+func (s *keyringStore) outsideTx(ctx context.Context) error {
+	if s.db == nil {
+		return nil
+	}
+	if _, inTx := s.db.txFrom(ctx); inTx {
+		return fmt.Errorf("%w: the keyring cannot change inside RunInTx (it commits on its own); call it with a context from outside the transaction", ErrInvalidArgument)
+	}
+	return nil
 }
 
 var _ keyring.Store = (*keyringStore)(nil)
@@ -96,6 +111,9 @@ func (s *keyringStore) load(ctx context.Context, db bun.IDB, lock bool) (keyring
 // Create implements keyring.Store: insert-if-absent of the keyring's identity,
 // then its keys, in one transaction.
 func (s *keyringStore) Create(ctx context.Context, snap keyring.Snapshot) (bool, error) {
+	if err := s.outsideTx(ctx); err != nil {
+		return false, err
+	}
 	created := false
 	err := s.eng.Writer.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		meta := keyringMetaRow{ID: 1, DatabaseID: snap.DatabaseID, CreatedAt: at(s.now())}
@@ -131,6 +149,9 @@ func (s *keyringStore) Create(ctx context.Context, snap keyring.Snapshot) (bool,
 
 // Update implements keyring.Store: a locked read-modify-write in one transaction.
 func (s *keyringStore) Update(ctx context.Context, fn func(keyring.Snapshot) ([]keyring.WrappedKey, error)) error {
+	if err := s.outsideTx(ctx); err != nil {
+		return err
+	}
 	var fnErr error
 	err := s.eng.Writer.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		snap, err := s.load(ctx, tx, true)

@@ -248,7 +248,9 @@ func (u *usageTable) countInDB(ctx context.Context, db *Database, tenantID, id s
 func (u *usageTable) touch(ctx context.Context, db *Database, id string, window time.Time) {
 	now := db.now()
 	key := u.parent + ":" + id
-	if !db.lastActive.due(key, now) {
+	// Inside RunInTx the throttle is neither read nor marked: a rollback would
+	// undo the write but not the mark, and the UPDATE's own condition throttles.
+	if _, inTx := db.txFrom(ctx); !inTx && !db.lastActive.due(key, now) {
 		return
 	}
 	if u.total && db.tally != nil && db.tally.pendingIn(u, id, window) {

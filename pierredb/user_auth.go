@@ -209,7 +209,9 @@ func (u Users) Touch(ctx context.Context, id string) (err error) {
 // returns the time written, or zero when it skipped.
 func (db *Database) touch(ctx context.Context, id string) (time.Time, error) {
 	now := db.now()
-	if !db.lastActive.due(id, now) {
+	// Inside RunInTx the throttle is neither read nor marked: a rollback would
+	// undo the write but not the mark, and the UPDATE's own condition throttles.
+	if _, inTx := db.txFrom(ctx); !inTx && !db.lastActive.due(id, now) {
 		return time.Time{}, nil
 	}
 	stamp := at(now)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb"
@@ -511,5 +512,31 @@ var _ = register("Rotation", "RetiredKeyCannotBeRevived", func(t *testing.T) {
 		require.ErrorIs(t, err, keyring.ErrKeyringCorrupt)
 		assert.Contains(t, err.Error(), "retired")
 		onePrefix(t, err)
+	})
+})
+
+// Rotation/KeyringRefusedInTx: the keyring commits on its own, so changing it
+// inside RunInTx is refused at once (on SQLite it would otherwise wait forever
+// for the writer connection the transaction holds), and nothing changes.
+var _ = register("Rotation", "KeyringRefusedInTx", func(t *testing.T) {
+	Run(t, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		db := e.Open(t)
+		before := db.Keyring().Keys()
+		err := db.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error {
+			_, err := db.Keyring().Rotate(ctx, keyring.PurposeEncryption)
+			return err
+		})
+		require.ErrorIs(t, err, pierredb.ErrInvalidArgument)
+		assert.Contains(t, err.Error(), "RunInTx")
+		require.NoError(t, ctx.Err(), "refused at once, not after waiting")
+		assert.Equal(t, before, db.Keyring().Keys())
+		require.NoError(t, db.Keyring().Reload(ctx))
+		assert.Equal(t, before, db.Keyring().Keys(), "nothing stored either")
+		v, err := db.Keyring().Rotate(ctx, keyring.PurposeEncryption) // outside: fine
+		require.NoError(t, err)
+		assert.EqualValues(t, 2, v)
 	})
 })

@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"regexp"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pierre-mcp/pierre/pierredb"
@@ -323,5 +325,47 @@ var _ = register("Users", "Touch", func(t *testing.T) {
 		err = db.Users().Touch(ctx, "")
 		assert.ErrorIs(t, err, pierredb.ErrInvalidArgument)
 		onePrefix(t, err)
+	})
+})
+
+// Users/TouchInRolledBackTx: a touch inside a RunInTx that rolls back leaves
+// nothing behind, not even in the process's memory: the next touch outside it
+// writes (an API key's last use likewise).
+var _ = register("Users", "TouchInRolledBackTx", func(t *testing.T) {
+	Run(t, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		clk := newClock(base)
+		db := e.Open(t, pierredb.WithClock(clk.Now), pierredb.WithLastActiveInterval(time.Minute))
+		u := activeUser(t, db, "rolled")
+		_, scope := newTenant(t, db, u)
+		key, err := scope.APIKeys().Create(ctx, pierredb.NewAPIKey{UserID: u.ID, Name: "rolled"})
+		require.NoError(t, err)
+		plaintext := key.Key.Reveal()
+
+		errRollback := errors.New("host says no")
+		err = db.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error {
+			require.NoError(t, db.Users().Touch(ctx, u.ID))
+			_, err := db.APIKeys().Check(ctx, plaintext)
+			require.NoError(t, err)
+			return errRollback
+		})
+		require.ErrorIs(t, err, errRollback)
+		assert.True(t, rawTime(t, db, "users", "last_active", u.ID).IsZero(), "rolled back")
+		assert.True(t, rawTime(t, db, "api_keys", "last_used_at", key.ID).IsZero(), "rolled back")
+
+		clk.Advance(time.Second) // within the interval
+		require.NoError(t, db.Users().Touch(ctx, u.ID))
+		_, err = db.APIKeys().Check(ctx, plaintext)
+		require.NoError(t, err)
+		assert.Equal(t, micro(clk.Now()), rawTime(t, db, "users", "last_active", u.ID), "the rolled-back touch did not count")
+		assert.Equal(t, micro(clk.Now()), rawTime(t, db, "api_keys", "last_used_at", key.ID), "the rolled-back use did not count")
+
+		// Committed touches inside RunInTx are throttled by the database.
+		require.NoError(t, db.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error {
+			clk.Advance(time.Second)
+			return db.Users().Touch(ctx, u.ID)
+		}))
+		assert.Equal(t, micro(clk.Now().Add(-time.Second)), rawTime(t, db, "users", "last_active", u.ID), "within the interval: no write")
 	})
 })
