@@ -154,3 +154,30 @@ func TestWrongKeyLeavesWALUntouched(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 20, n)
 }
+
+// TestWrongKeyLeavesNoFilesBehind: a wrong key on a SQLite database closed
+// cleanly (no WAL) leaves the directory as it was: no -wal or -shm beside it.
+func TestWrongKeyLeavesNoFilesBehind(t *testing.T) {
+	e := storetest.Engines()[0]
+	url := e.NewURL(t)
+	db := e.OpenURL(t, url)
+	require.NoError(t, db.Close())
+	dir := filepath.Dir(strings.TrimPrefix(url, "sqlite:"))
+	list := func() []string {
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		var names []string
+		for _, de := range entries {
+			names = append(names, de.Name())
+		}
+		return names
+	}
+	before := list()
+	wrong, err := keyring.Generate()
+	require.NoError(t, err)
+	for _, opts := range [][]pierredb.Option{nil, {pierredb.WithExistingDatabase()}} {
+		_, err := pierredb.Open(url, wrong, opts...)
+		require.ErrorIs(t, err, keyring.ErrWrongMasterKey)
+		assert.Equal(t, before, list())
+	}
+}

@@ -428,8 +428,8 @@ func noDatabase(where string) error {
 // database file and deletes the WAL, so a wrong master key on a database left with
 // a WAL (after a crash, or while another process has it open) would rewrite the
 // file: the probe refuses the key first, and a read-only connection never
-// checkpoints. With WithExistingDatabase it also refuses a missing file or one
-// without pierre's schema, creating nothing.
+// checkpoints. With WithExistingDatabase it also refuses a missing or empty
+// file, creating nothing.
 func probeSQLite(ctx context.Context, c *sqlite.Connector, key keyring.MasterKey, cfg config) error {
 	sc := c.Config()
 	if sc.Memory {
@@ -445,14 +445,22 @@ func probeSQLite(ctx context.Context, c *sqlite.Connector, key keyring.MasterKey
 	if err != nil {
 		return nil // NewConnector's Open reports it
 	}
-	if _, err := os.Stat(path); err != nil {
+	st, err := os.Stat(path)
+	if err != nil {
 		if cfg.existing && errors.Is(err, fs.ErrNotExist) {
 			return noDatabase(path)
 		}
 		return nil
 	}
-	if !cfg.existing && !walHasFrames(path) {
-		return nil // closing after a failed open leaves the file as it was
+	if !walHasFrames(path) {
+		// Without a WAL to checkpoint, the read-write connections' close leaves
+		// the file as it was and removes the -wal and -shm they made (a
+		// read-only connection could not: it would leave them behind). start
+		// checks the schema and the key before any write.
+		if cfg.existing && st.Size() == 0 {
+			return noDatabase(path) // an empty file would be given a header
+		}
+		return nil
 	}
 	ro := sc
 	ro.Mode = sqlite.ModeReadOnly
