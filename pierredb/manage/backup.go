@@ -2,17 +2,25 @@ package manage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb"
+	"github.com/pierre-mcp/pierre/pierredb/sqlite"
 )
 
 func runBackup(ctx context.Context, env Env, args []string) error {
@@ -70,7 +78,9 @@ func Backup(ctx context.Context, env Env, dest string) (BackupResult, error) {
 }
 
 // backupName resolves dest: a directory gets a file named after the database
-// and the time.
+// and the time, to the millisecond, with a numeric suffix when that name is
+// taken already (two backups within one millisecond), so that backups into
+// one directory never collide.
 func backupName(dest, base, ext string, now time.Time) (string, error) {
 	isDir := strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, string(os.PathSeparator))
 	if fi, err := os.Stat(dest); err == nil {
@@ -82,8 +92,22 @@ func backupName(dest, base, ext string, now time.Time) (string, error) {
 	if !isDir {
 		return filepath.Abs(dest)
 	}
-	name := strings.TrimSuffix(base, filepath.Ext(base)) + "-" + now.UTC().Format("20060102T150405Z") + ext
-	return filepath.Abs(filepath.Join(dest, name))
+	stem := strings.TrimSuffix(base, filepath.Ext(base)) + "-" + now.UTC().Format("20060102T150405.000Z")
+	for i := 1; ; i++ {
+		name := stem + ext
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d%s", stem, i, ext)
+		}
+		path, err := filepath.Abs(filepath.Join(dest, name))
+		if err != nil {
+			return "", err
+		}
+		// A backup being written is a .partial- file beside its name: only
+		// finished ones are seen here; installBackup catches the rest.
+		if ok, err := exists(path); err != nil || !ok {
+			return path, err
+		}
+	}
 }
 
 func backupSQLite(ctx context.Context, env Env, src, dest string) (BackupResult, error) {
@@ -224,7 +248,7 @@ func backupPostgres(ctx context.Context, env Env, t *pgTarget, dest string) (Bac
 		return BackupResult{}, err
 	}
 	res := BackupResult{Path: path, Size: fi.Size(), Took: time.Since(start)}
-	env.say("backup: wrote %s (%s, pg_dump custom format) in %s; restore it with pg_restore (`restore %s` prints the command)",
+	env.say("backup: wrote %s (%s, pg_dump custom format) in %s; `restore %s` checks it and prints the commands that restore it",
 		path, humanBytes(res.Size), res.Took.Round(time.Millisecond), path)
 	env.say("backup: secrets in it are sealed: the database's master key is needed to use them; keep the key apart from the dump")
 	return res, nil
@@ -269,9 +293,11 @@ type RestoreResult struct {
 
 // Restore replaces the SQLite database that the environment names with the
 // backup at src, after checking, in this order and before anything is changed:
-// that src passes PRAGMA integrity_check, that it holds a pierre keyring, and
+// that src passes PRAGMA integrity_check, that it holds a pierre keyring,
 // that the master key of the environment opens it (pierredb.Open read-only on
-// the copy about to be installed). Then it takes SQLite's exclusive lock on
+// the copy about to be installed, which also refuses migrations this code
+// does not know), and that every table pierre needs is there and reads
+// (ErrBadBackup otherwise). Then it takes SQLite's exclusive lock on
 // the database (refusing with ErrInUse while a server or anyone else has it
 // open: stop them first), moves the database aside (it is kept as
 // <db>.before-restore-<time>, with its -wal if one was left behind), and puts
@@ -279,14 +305,19 @@ type RestoreResult struct {
 // removed so that the restored database never meets another's log. A wrong
 // key, a corrupt backup or a database in use leave every file as it was.
 //
-// On PostgreSQL it prints the pg_restore command and returns ErrManual.
+// On PostgreSQL it checks that src is a pg_dump custom-format archive (and,
+// when pg_restore is installed here, that it holds the schema DATABASE_URL
+// names), failing with ErrBadBackup otherwise; then it prints the commands
+// that restore it, in one transaction, and returns ErrManual. They replace
+// pierre's schema; when that is public, they restore into a new database
+// instead. No printed URL holds the password.
 func Restore(ctx context.Context, env Env, src string) (RestoreResult, error) {
 	t, err := env.resolveTarget()
 	if err != nil {
 		return RestoreResult{}, err
 	}
 	if t.backend == pierredb.Postgres {
-		return RestoreResult{}, restorePostgres(env, t.pg, src)
+		return RestoreResult{}, restorePostgres(ctx, env, t.pg, src)
 	}
 	key, err := env.masterKey()
 	if err != nil {
@@ -349,6 +380,9 @@ func restoreSQLite(ctx context.Context, env Env, key keyring.MasterKey, live, sr
 				"whose keyring needs the key with fingerprint %s; nothing was changed: %w", key.Fingerprint(), src, strings.Join(fps, " or "), err))
 		}
 		return RestoreResult{}, explain(fmt.Errorf("refusing to restore: %w; nothing was changed", err))
+	}
+	if err := checkSchemaComplete(ctx, tmp); err != nil {
+		return RestoreResult{}, fmt.Errorf("refusing to restore %s: %w; nothing was changed", src, err)
 	}
 	if err := syncFile(tmp); err != nil {
 		return RestoreResult{}, err
@@ -463,14 +497,180 @@ func checkKeyOpens(ctx context.Context, env Env, path string, key keyring.Master
 	return applied, db.Close()
 }
 
-func restorePostgres(env Env, t *pgTarget, src string) error {
+// ErrBadBackup is returned by Restore when the file given is not a backup it
+// can restore: not a pg_dump archive of the schema DATABASE_URL names, or a
+// SQLite database that lacks some of pierre's tables. Nothing was changed.
+var ErrBadBackup = errors.New("not a usable backup")
+
+// checkSchemaComplete checks that the SQLite database at path (opened by
+// pierredb already, so its recorded migrations are all known to this code:
+// Open refuses a migration it does not know) has every table pierre's schema
+// needs, by reading from each: a backup with tables dropped would restore
+// fine and fail later, in the server, with "no such table".
+func checkSchemaComplete(ctx context.Context, path string) error {
+	tables, err := schemaTables(sqlite.Migrations())
+	if err != nil {
+		return err
+	}
+	db, conn, err := rawConn(ctx, path, "ro", 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(); _ = db.Close() }()
+	var missing []string
+	for _, name := range tables {
+		var one int
+		err := conn.QueryRowContext(ctx, "SELECT 1 FROM "+quoteSQLite(name)+" LIMIT 1").Scan(&one)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: it lacks pierre's tables %s (or they do not read), so it is not a complete pierre database",
+			ErrBadBackup, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// quoteSQLite quotes an identifier for SQLite.
+func quoteSQLite(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+// schemaTables lists the tables that pierre's migrations in fsys leave, plus
+// the migration bookkeeping tables: each migration's CREATE TABLE, DROP TABLE
+// and ALTER TABLE ... RENAME TO, in order (SQLite rebuilds a table as
+// x_next, drops x and renames x_next to x).
+func schemaTables(fsys fs.FS) ([]string, error) {
+	comment := regexp.MustCompile(`--[^\n]*`)
+	stmt := regexp.MustCompile(`(?is)\b(?:CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([a-z_][a-z0-9_]*)` +
+		`|DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?([a-z_][a-z0-9_]*)` +
+		`|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?([a-z_][a-z0-9_]*)\s+RENAME\s+TO\s+([a-z_][a-z0-9_]*))`)
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names) // numbered: the order they apply in
+	set := map[string]bool{"pierredb_migrations": true, "pierredb_migration_locks": true}
+	for _, n := range names {
+		b, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range stmt.FindAllStringSubmatch(comment.ReplaceAllString(string(b), ""), -1) {
+			switch {
+			case m[1] != "":
+				set[strings.ToLower(m[1])] = true
+			case m[2] != "":
+				delete(set, strings.ToLower(m[2]))
+			default:
+				delete(set, strings.ToLower(m[3]))
+				set[strings.ToLower(m[4])] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(set)), nil
+}
+
+// pgDumpMagic starts every pg_dump custom-format archive.
+const pgDumpMagic = "PGDMP"
+
+// restorePostgres checks that src is a pg_dump archive of t's schema and
+// prints the commands that restore it; it never changes the database itself.
+func restorePostgres(ctx context.Context, env Env, t *pgTarget, src string) error {
+	src, err := filepath.Abs(src)
+	if err != nil {
+		return err
+	}
+	if err := checkPGDump(ctx, env, t, src); err != nil {
+		return fmt.Errorf("refusing to restore: %w; nothing was done", err)
+	}
+	sqlFile := src + ".restore.sql"
 	out := env.stdout()
-	fmt.Fprintf(out, "# pierre does not restore PostgreSQL by itself. With every server stopped and the\n"+
-		"# database password in PGPASSWORD, restore the dump made by `backup` with:\n")
-	fmt.Fprintln(out, shellLine("pg_restore", []string{"--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
-		"--dbname=" + t.libpqURL("pierre-restore"), src}))
-	fmt.Fprintf(out, "# A plain SQL dump (pg_dump --format=plain) is restored with:\n")
-	fmt.Fprintln(out, shellLine("psql", []string{"--single-transaction", "--set=ON_ERROR_STOP=1", "--file=" + src, t.libpqURL("pierre-restore")}))
-	fmt.Fprintf(out, "# Then start the servers with the master key the dump was made with, and check with `status`.\n")
+	p := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	p("# pierre does not restore PostgreSQL by itself. Stop every server, then run these")
+	p("# commands with the database password in PGPASSWORD (it is never in a command line).")
+	p("# Each runs only if the one before succeeded (&&): pg_restore turns the dump into SQL")
+	p("# and stops on a damaged dump (a pipe into psql would commit what came before the")
+	p("# damage); psql --single-transaction applies it all or nothing.")
+	if t.schema != "public" {
+		p("# It replaces schema %s (everything in it, tables added since the backup", t.schema)
+		p("# included) with the dump's. Foreign keys from tables in other schemas into it are")
+		p("# dropped with it (CASCADE).")
+		p("(umask 077 && %s) &&", shellLine("pg_restore", []string{"--no-owner", "--file=" + sqlFile, src}))
+		p("  %s", shellLine("psql", []string{"--no-password", "--single-transaction", "--set=ON_ERROR_STOP=1",
+			"--command=DROP SCHEMA IF EXISTS " + t.quotedSchema() + " CASCADE", "--file=" + sqlFile, t.libpqURL("pierre-restore")}))
+	} else {
+		// The dump of public holds whatever was in public at the time, the
+		// host's tables included, and dropping public would also take what
+		// is not in it (extensions, grants, tables added since): it is not
+		// replaced in place.
+		newDB := t.dbname() + "_restored"
+		p("# pierre's tables are in schema public, beside others: dropping public would also")
+		p("# take what is not in the dump (extensions, grants, tables added since), so it is not")
+		p("# replaced in place. Restore into a new, empty database %s instead, then point", newDB)
+		p("# %s at it (or, with nothing connected, rename the databases with ALTER DATABASE).", pierredb.EnvDatabaseURL)
+		p("# The new database's empty public schema is dropped (no CASCADE) for the dump's.")
+		p("%s &&", shellLine("psql", []string{"--no-password", "--set=ON_ERROR_STOP=1",
+			"--command=CREATE DATABASE " + pgx.Identifier{newDB}.Sanitize(), t.libpqURL("pierre-restore")}))
+		p("  (umask 077 && %s) &&", shellLine("pg_restore", []string{"--no-owner", "--file=" + sqlFile, src}))
+		p("  %s", shellLine("psql", []string{"--no-password", "--single-transaction", "--set=ON_ERROR_STOP=1",
+			"--command=DROP SCHEMA IF EXISTS public", "--file=" + sqlFile, t.withDBName(newDB).libpqURL("pierre-restore")}))
+	}
+	p("# %s holds the dump's data (its secrets are sealed): delete it afterwards.", sqlFile)
+	p("rm -f %s", shellQuote(sqlFile))
+	p("# Then start the servers with the master key the dump was made with, and check with `status`.")
 	return ErrManual
+}
+
+// checkPGDump checks that src is a pg_dump custom-format archive and, when
+// pg_restore is installed here, that it reads and holds schema t.schema.
+func checkPGDump(ctx context.Context, env Env, t *pgTarget, src string) error {
+	fi, err := os.Stat(src)
+	switch {
+	case err != nil:
+		return fmt.Errorf("backup %s: %w", src, err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%w: %s is not a regular file", ErrBadBackup, src)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("backup %s: %w", src, err)
+	}
+	magic := make([]byte, len(pgDumpMagic))
+	_, err = io.ReadFull(f, magic)
+	_ = f.Close()
+	if err != nil || string(magic) != pgDumpMagic {
+		return fmt.Errorf("%w: %s is not a pg_dump custom-format archive (made by `backup`, or pg_dump --format=custom)", ErrBadBackup, src)
+	}
+	pgRestore, err := exec.LookPath("pg_restore")
+	if err != nil {
+		env.say("restore: pg_restore is not installed here: the dump's contents are not checked")
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, pgRestore, "--list", src)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	list, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%w: pg_restore cannot read %s (damaged?): %s", ErrBadBackup, src, strings.TrimSpace(stderr.String()))
+	}
+	var schemas []string
+	for line := range strings.SplitSeq(string(list), "\n") {
+		// "4; 2615 2200 SCHEMA - public pg_database_owner"
+		_, rest, ok := strings.Cut(line, " SCHEMA - ")
+		if !ok || strings.HasPrefix(line, ";") {
+			continue
+		}
+		if i := strings.LastIndexByte(rest, ' '); i > 0 {
+			rest = rest[:i]
+		}
+		schemas = append(schemas, rest)
+	}
+	if !slices.Contains(schemas, t.schema) {
+		held := "no schema"
+		if len(schemas) > 0 {
+			held = "schema " + strings.Join(schemas, ", ")
+		}
+		return fmt.Errorf("%w: %s holds %s, not schema %s, which %s names (search_path)", ErrBadBackup, src, held, t.schema, pierredb.EnvDatabaseURL)
+	}
+	return nil
 }

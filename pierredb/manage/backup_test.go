@@ -2,6 +2,7 @@ package manage_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun/driver/sqliteshim"
 
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb"
@@ -196,6 +200,19 @@ func TestRestoreRefuses(t *testing.T) {
 		_ = db.Close()
 		notPierre = corrupt("other.db", func(b []byte) []byte { return b[:0] })
 	}
+	// tamper copies the backup and runs statements on the copy.
+	tamper := func(name, stmts string) string {
+		p := corrupt(name, func(b []byte) []byte { return b })
+		db, err := sql.Open(sqliteshim.ShimName, "file:"+p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(stmts); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	wrongKeyBackup := func() string {
 		h3 := newHarness(t, sqliteEngine())
 		h3.key = otherKey(t)
@@ -228,6 +245,10 @@ func TestRestoreRefuses(t *testing.T) {
 		}), []string{"refusing to restore", "nothing was changed"}},
 		{"not pierre", notPierre, []string{"refusing to restore", "nothing was changed"}},
 		{"wrong key", wrongKeyBackup, []string{"refusing to restore", "does not open", h.key.Fingerprint(), "nothing was changed"}},
+		{"tables dropped", tamper("dropped.db", "DROP TABLE api_keys; DROP TABLE users"),
+			[]string{"refusing to restore", "lacks pierre's tables api_keys, users", "nothing was changed"}},
+		{"migration from a newer pierre", tamper("newer.db", "INSERT INTO pierredb_migrations (name, group_id, migrated_at) VALUES ('9999_from_the_future', 99, '2030-01-01 00:00:00')"),
+			[]string{"refusing to restore", "9999_from_the_future", "does not know", "nothing was changed"}},
 		{"the live database", h.path(), []string{"is the live database"}},
 	}
 	for _, c := range cases {
@@ -450,4 +471,34 @@ func TestBackupAndRestoreEdges(t *testing.T) {
 	if u, err := db.Users().GetByEmail(ctx, "pending@example.com"); err != nil || u.Status != pierredb.StatusPending {
 		t.Fatalf("the real file was not restored: %+v %v", u, err)
 	}
+}
+
+// TestBackupNames: backups into one directory never collide, even within one
+// millisecond.
+func TestBackupNames(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	now := time.Date(2025, 1, 2, 3, 4, 5, 678e6, time.UTC)
+	cases := []struct {
+		name, want string
+	}{
+		{"first", "users-20250102T030405.678Z.db"},
+		{"same millisecond", "users-20250102T030405.678Z-2.db"},
+		{"and again", "users-20250102T030405.678Z-3.db"},
+	}
+	for _, c := range cases {
+		p, err := manage.BackupName(dir+string(os.PathSeparator), "users.db", ".db", now)
+		require.NoError(t, err, c.name)
+		require.Equal(t, filepath.Join(dir, c.want), p, c.name)
+		require.NoError(t, os.WriteFile(p, nil, 0o600))
+	}
+
+	// Two backups into one directory, back to back: both succeed.
+	h, _ := seeded(t)
+	out := t.TempDir()
+	h.must("backup", out)
+	h.must("backup", out)
+	ents, err := os.ReadDir(out)
+	require.NoError(t, err)
+	require.Len(t, ents, 2)
 }

@@ -18,7 +18,7 @@
 //	server users list --status pending
 //	server users approve alice@example.com
 //	server backup ./backups/
-//	server restore ./backups/users-20250101T120000Z.db
+//	server restore ./backups/users-20250101T120000.000Z.db
 //
 // # The database
 //
@@ -28,7 +28,10 @@
 // or in the file named by DATABASE_ENCRYPTION_KEY_PATH. A wrong or missing key
 // fails before anything is written, with a message that says which key is
 // wanted. backup and fresh-start need no key; restore needs the key the backup
-// was made with.
+// was made with. Only setup creates a database: every other command fails
+// (pierredb.ErrNotFound, creating nothing) when the database DATABASE_URL
+// names does not exist or holds no pierre schema, so that a mistyped path or
+// search_path is an error rather than a new, empty database.
 //
 // # Output
 //
@@ -53,5 +56,6 @@
 // master key opens it) before it replaces anything, refuses while any process
 // has the database open, keeps the database it replaces beside it, and swaps
 // the files with an atomic rename. On PostgreSQL, backup runs pg_dump on
-// pierre's schema and restore prints the pg_restore command.
+// pierre's schema; restore checks the dump and prints the commands that
+// restore it in one transaction.
 package manage

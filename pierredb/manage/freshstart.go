@@ -2,6 +2,7 @@ package manage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pierre-mcp/pierre/pierredb"
 	"github.com/pierre-mcp/pierre/pierredb/postgres"
@@ -48,8 +50,11 @@ type FreshStartResult struct {
 // (stop the server first). On PostgreSQL it drops pierre's schema when that is
 // not public (everything in it goes, as the SQLite file would, the host's own
 // tables included); in the public schema it drops pierre's own tables (with
-// their triggers), functions and migration records, and lists the tables it
-// left. It waits at most 10 s for locks held by other sessions.
+// their triggers), functions and migration records, without CASCADE, and
+// lists the tables it left. It refuses with ErrReferenced, deleting nothing,
+// when a table it would keep has a foreign key to one it would drop (a host's
+// table referencing users, say): dropping would remove that constraint for
+// good. It waits at most 10 s for locks held by other sessions.
 func FreshStart(ctx context.Context, env Env, yes bool) (FreshStartResult, error) {
 	t, err := env.resolveTarget()
 	if err != nil {
@@ -160,16 +165,23 @@ func freshStartPostgres(ctx context.Context, env Env, t *pgTarget) (FreshStartRe
 	}
 	q := t.quotedSchema()
 	if t.schema != "public" {
+		// CASCADE reaches beyond the schema only through objects elsewhere
+		// that depend on it: foreign keys are checked first, views and the
+		// like are what DROP SCHEMA is expected to take with it.
+		if err := refuseForeignKeys(ctx, tx, t.schema, nil); err != nil {
+			return res, err
+		}
 		if _, err := tx.ExecContext(ctx, "DROP SCHEMA "+q+" CASCADE"); err != nil {
 			return res, lockTimeout(err)
 		}
 		res.Removed = append(res.Removed, "schema "+t.schema)
 	} else {
-		tables, functions, err := pierreObjects()
+		objects, functions, err := pierreObjects()
 		if err != nil {
 			return res, err
 		}
-		for _, obj := range tables {
+		var tables, others []string
+		for _, obj := range objects {
 			kind, name, _ := strings.Cut(obj, " ")
 			var n int
 			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = $1 AND c.relname = $2",
@@ -182,11 +194,39 @@ func freshStartPostgres(ctx context.Context, env Env, t *pgTarget) (FreshStartRe
 					return res, err
 				}
 			}
-			if n == 0 {
-				continue
+			switch {
+			case n == 0:
+			case kind == "TABLE":
+				tables = append(tables, name)
+			default:
+				others = append(others, obj)
 			}
-			if _, err := tx.ExecContext(ctx, "DROP "+kind+" IF EXISTS "+q+"."+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-				return res, lockTimeout(err)
+		}
+		// A host table's foreign key to one of pierre's tables would go with
+		// CASCADE while the host's migration record stays: refuse instead.
+		if err := refuseForeignKeys(ctx, tx, t.schema, tables); err != nil {
+			return res, err
+		}
+		// No CASCADE anywhere: pierre's tables go in one statement (their
+		// foreign keys to each other are no obstacle then), and anything of
+		// the host's that still depends on them (a view, a trigger using
+		// pierre's function) makes the drop fail rather than vanish.
+		if len(tables) > 0 {
+			quoted := make([]string, len(tables))
+			for i, name := range tables {
+				quoted[i] = q + "." + pgx.Identifier{name}.Sanitize()
+			}
+			if _, err := tx.ExecContext(ctx, "DROP TABLE "+strings.Join(quoted, ", ")); err != nil {
+				return res, dependents(lockTimeout(err))
+			}
+			for _, name := range tables {
+				res.Removed = append(res.Removed, "table "+name)
+			}
+		}
+		for _, obj := range others {
+			kind, name, _ := strings.Cut(obj, " ")
+			if _, err := tx.ExecContext(ctx, "DROP "+kind+" IF EXISTS "+q+"."+pgx.Identifier{name}.Sanitize()); err != nil {
+				return res, dependents(lockTimeout(err))
 			}
 			res.Removed = append(res.Removed, strings.ToLower(kind)+" "+name)
 		}
@@ -208,8 +248,8 @@ func freshStartPostgres(ctx context.Context, env Env, t *pgTarget) (FreshStartRe
 			rows.Close()
 			for _, sig := range sigs {
 				// regprocedure text is already qualified and quoted as needed.
-				if _, err := tx.ExecContext(ctx, "DROP FUNCTION IF EXISTS "+sig+" CASCADE"); err != nil {
-					return res, lockTimeout(err)
+				if _, err := tx.ExecContext(ctx, "DROP FUNCTION IF EXISTS "+sig); err != nil {
+					return res, dependents(lockTimeout(err))
 				}
 				res.Removed = append(res.Removed, "function "+sig)
 			}
@@ -241,6 +281,67 @@ func freshStartPostgres(ctx context.Context, env Env, t *pgTarget) (FreshStartRe
 	}
 	env.say("fresh-start: the next start creates pierre's tables again; run `setup` to make the first admin")
 	return res, nil
+}
+
+// ErrReferenced is returned by FreshStart on PostgreSQL when tables that
+// fresh-start would not drop have foreign keys to tables it would drop:
+// dropping them would silently remove those constraints. Nothing is deleted.
+var ErrReferenced = errors.New("tables that fresh-start keeps have foreign keys to the tables it would drop")
+
+// refuseForeignKeys fails with ErrReferenced, listing them, when tables other
+// than those to drop have foreign keys to the tables to drop: drop, the named
+// tables of schema, or (drop == nil) every table of schema.
+func refuseForeignKeys(ctx context.Context, tx *sql.Tx, schema string, drop []string) error {
+	whole := drop == nil
+	if drop == nil {
+		drop = []string{}
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT sn.nspname, s.relname, c.conname, d.relname
+FROM pg_constraint c
+JOIN pg_class s ON s.oid = c.conrelid JOIN pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_class d ON d.oid = c.confrelid JOIN pg_namespace dn ON dn.oid = d.relnamespace
+WHERE c.contype = 'f' AND dn.nspname = $1 AND ($2 OR d.relname = ANY($3::text[]))
+  AND NOT (sn.nspname = $1 AND ($2 OR s.relname = ANY($3::text[])))
+ORDER BY 1, 2, 3`, schema, whole, drop)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rows.Close() }()
+	var found []string
+	for rows.Next() {
+		var srcSchema, src, con, dst string
+		if err := rows.Scan(&srcSchema, &src, &con, &dst); err != nil {
+			return err
+		}
+		if srcSchema != schema {
+			src = srcSchema + "." + src
+		}
+		found = append(found, fmt.Sprintf("table %s (constraint %s references %s)", src, con, dst))
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	what := "drop those tables first (and their migration records, e.g. the host's <name>_migrations table, so that its migrations create them again), " +
+		"or keep pierre in a schema of its own (search_path=pierre in " + pierredb.EnvDatabaseURL + "), where fresh-start drops the whole schema"
+	if whole {
+		what = "drop those constraints or tables first (and their migration records), or move them into schema " + schema
+	}
+	return &advice{err: fmt.Errorf("refusing to delete: %w: %s", ErrReferenced, strings.Join(found, ", ")),
+		what: what + "; nothing was deleted"}
+}
+
+// dependents explains a drop refused because objects that fresh-start does
+// not drop (a host's view or trigger) depend on pierre's.
+func dependents(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "2BP01" {
+		return err
+	}
+	return &advice{err: fmt.Errorf("refusing to delete: %w: %s", err, strings.ReplaceAll(pe.Detail, "\n", "; ")),
+		what: "drop those objects first (they are not pierre's, and fresh-start never removes them); nothing was deleted"}
 }
 
 // lockTimeout explains a lock timeout: other sessions use the tables.

@@ -90,11 +90,21 @@ func (h *harness) environ() manage.Env {
 
 func (h *harness) run(args ...string) result {
 	h.t.Helper()
-	var out, errb syncBuffer
-	env := h.environ()
-	env.Stdout, env.Stderr, env.Stdin = &out, &errb, strings.NewReader(h.stdin)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	return h.runWith(ctx, nil, args...)
+}
+
+// runWith runs a command with ctx and the harness's environment as wrap
+// changes it (nil: unchanged).
+func (h *harness) runWith(ctx context.Context, wrap func(manage.Env) manage.Env, args ...string) result {
+	h.t.Helper()
+	var out, errb syncBuffer
+	env := h.environ()
+	if wrap != nil {
+		env = wrap(env)
+	}
+	env.Stdout, env.Stderr, env.Stdin = &out, &errb, strings.NewReader(h.stdin)
 	code := manage.Main(ctx, args, env)
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -171,7 +172,7 @@ func RotateMasterKey(ctx context.Context, env Env, o RotateMasterKeyOptions) (ke
 	}
 	// Open before making a key file: a wrong current key must leave nothing
 	// behind.
-	db, err := env.open(ctx)
+	db, err := env.openExisting(ctx)
 	if err != nil {
 		return keyring.MasterKey{}, fmt.Errorf("rotate-master-key: %w", err)
 	}
@@ -184,18 +185,16 @@ func RotateMasterKey(ctx context.Context, env Env, o RotateMasterKeyOptions) (ke
 		if err := writeKeyFile(o.Generate, k); err != nil {
 			return keyring.MasterKey{}, fmt.Errorf("rotate-master-key: %w", err)
 		}
-		env.say("rotate-master-key: wrote the new key to %s (mode 0600)", o.Generate)
+		env.say("rotate-master-key: wrote the new key to %s (mode 0600, fingerprint %s)", o.Generate, k.Fingerprint())
 		newKey = k
 	}
 	oldFP := db.Keyring().MasterKeyFingerprint()
-	if err := db.Keyring().RotateMasterKey(ctx, newKey); err != nil {
-		if o.Generate != "" {
-			// One transaction: nothing was rewrapped, so the new key is unused.
-			_ = os.Remove(o.Generate)
+	if err := env.rotateMasterKey(ctx, db.Keyring(), newKey); err != nil {
+		if err := afterFailedRotation(ctx, env, o.Generate, err, oldFP, newKey.Fingerprint()); err != nil {
+			return keyring.MasterKey{}, err
 		}
-		return keyring.MasterKey{}, fmt.Errorf("rotate-master-key: %w", explain(err))
 	}
-	newFP := db.Keyring().MasterKeyFingerprint()
+	newFP := newKey.Fingerprint()
 	if oldFP == newFP {
 		env.say("rotate-master-key: every key was already wrapped under the key with fingerprint %s; nothing changed", newFP)
 	} else {
@@ -213,6 +212,118 @@ func RotateMasterKey(ctx context.Context, env Env, o RotateMasterKeyOptions) (ke
 	env.say("  2. for a rolling change next time, give instances the new key with %s=<old key> beside it first, then rotate, then remove it.", keyring.EnvPreviousMasterKey)
 	env.say("  3. keep the old key (fingerprint %s) with the backups taken before now: they need it.", oldFP)
 	return newKey, nil
+}
+
+// ErrRotationUncertain is returned by RotateMasterKey when the rotation failed
+// in a way that may have reached the database (the connection dropped around
+// COMMIT, say) and reading the keyring back failed too: the database uses
+// either the old master key or the new one. The new key is kept.
+var ErrRotationUncertain = errors.New("the master key rotation may or may not have taken effect")
+
+// rotateMasterKey is Keyring.RotateMasterKey, or the test's stand-in.
+func (e Env) rotateMasterKey(ctx context.Context, kr *keyring.Keyring, k keyring.MasterKey) error {
+	if e.hooks != nil && e.hooks.rotateMasterKey != nil {
+		return e.hooks.rotateMasterKey(ctx, kr, k)
+	}
+	return kr.RotateMasterKey(ctx, k)
+}
+
+// refusedBeforeWrite reports whether err from Keyring.RotateMasterKey
+// provably came before anything was written: only the keyring itself (its
+// change function, or the read before it, inside the transaction that is then
+// rolled back) fails with the keyring's own errors; a failure of the write or
+// of COMMIT is a database error, after which the change may have been
+// committed.
+func refusedBeforeWrite(err error) bool {
+	return errors.Is(err, keyring.ErrWrongMasterKey) || errors.Is(err, keyring.ErrKeyringCorrupt) ||
+		errors.Is(err, keyring.ErrKeyringMissing) || errors.Is(err, keyring.ErrMasterKeyMissing) ||
+		errors.Is(err, keyring.ErrMasterKeyInvalid)
+}
+
+// afterFailedRotation handles a failed master key rotation. The generated key
+// file (generated != "") is deleted only when nothing was written; otherwise
+// the keyring is read back through a new connection to tell which key the
+// database uses. It returns nil when the rotation did take effect (the error
+// came after COMMIT reached the database), and an error saying what to do
+// otherwise.
+func afterFailedRotation(ctx context.Context, env Env, generated string, cause error, oldFP, newFP string) error {
+	if refusedBeforeWrite(cause) {
+		if generated != "" {
+			// Nothing was written: the new key wraps nothing.
+			_ = os.Remove(generated)
+			env.say("rotate-master-key: removed %s: nothing was written, so the new key is unused", generated)
+		}
+		return fmt.Errorf("rotate-master-key: %w", explain(cause))
+	}
+	kept := "the new key"
+	if generated != "" {
+		kept = "the new key file " + generated
+	}
+	// A fresh context: ctx may be what was cancelled.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	fps, rerr := env.storedFingerprints(rctx)
+	switch {
+	case rerr == nil && len(fps) == 1 && fps[0] == newFP:
+		env.say("rotate-master-key: warning: the rotation reported an error (%v), but the keyring read back just now "+
+			"is wrapped under the new master key (fingerprint %s): the rotation took effect; keep %s", cause, newFP, kept)
+		return nil
+	case rerr == nil && !slices.Contains(fps, newFP):
+		// The change is one transaction: none of it is in the database.
+		return &advice{err: fmt.Errorf("rotate-master-key: %w", cause),
+			what: fmt.Sprintf("read back just now, the database still uses the master key with fingerprint %s, not the new one (%s): "+
+				"nothing was rotated: retry. Kept %s in case the interrupted transaction still completes; "+
+				"once `status` with the current key shows fingerprint %s, it is unused", strings.Join(fps, " and "), newFP, kept, oldFP)}
+	default:
+		why := "it holds keys under both"
+		if rerr != nil {
+			why = rerr.Error()
+		}
+		return &advice{err: fmt.Errorf("rotate-master-key: %w: %w", ErrRotationUncertain, cause),
+			what: fmt.Sprintf("the database now uses either the old master key (fingerprint %s) or the new one (fingerprint %s), "+
+				"and reading it back failed (%s). Kept %s: do NOT delete it. `status` shows which: it opens with the key "+
+				"the database uses and prints its fingerprint; with the other key it fails with \"wrong master key\"", oldFP, newFP, why, kept)}
+	}
+}
+
+// storedFingerprints reads, through a new connection and without any key,
+// the fingerprints of the master keys the database's keyring is wrapped
+// under (not secret: they identify a key, they do not reveal it).
+func (e Env) storedFingerprints(ctx context.Context) ([]string, error) {
+	if e.hooks != nil && e.hooks.storedFingerprints != nil {
+		return e.hooks.storedFingerprints(ctx)
+	}
+	t, err := e.resolveTarget()
+	if err != nil {
+		return nil, err
+	}
+	if t.backend == pierredb.SQLite {
+		fps, ok, err := fingerprints(ctx, t.path)
+		if err == nil && !ok {
+			err = fmt.Errorf("%s holds no keyring", t.path)
+		}
+		return fps, err
+	}
+	db, err := t.pg.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = db.Close() }()
+	rows, err := db.QueryContext(ctx, "SELECT DISTINCT mek_fingerprint FROM "+t.pg.quotedSchema()+
+		".keyring_keys WHERE state <> 'retired' AND mek_fingerprint <> '' ORDER BY 1")
+	if err != nil {
+		return nil, errors.New(redact(err.Error(), t.pg.password))
+	}
+	defer func() { _ = rows.Close() }()
+	var fps []string
+	for rows.Next() {
+		var fp string
+		if err := rows.Scan(&fp); err != nil {
+			return nil, err
+		}
+		fps = append(fps, fp)
+	}
+	return fps, rows.Err()
 }
 
 // RotateDataKeyOptions tunes RotateDataKey.

@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb"
@@ -183,4 +188,138 @@ func TestProcessEnvironment(t *testing.T) {
 	if _, err := db.Users().GetByEmail(context.Background(), "env@example.com"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// cancelOnKeyringWrite is a slog.Handler for pierredb.WithQueryLog that
+// cancels the command's context as soon as the keyring's rows are written:
+// the rotation's transaction then fails between its write and its COMMIT.
+type cancelOnKeyringWrite struct{ cancel context.CancelFunc }
+
+func (c cancelOnKeyringWrite) Enabled(context.Context, slog.Level) bool { return true }
+func (c cancelOnKeyringWrite) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c cancelOnKeyringWrite) WithGroup(string) slog.Handler            { return c }
+func (c cancelOnKeyringWrite) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		q := a.Value.String()
+		if a.Key == "query" && strings.Contains(q, "INSERT") && strings.Contains(q, "keyring_keys") {
+			c.cancel()
+		}
+		return true
+	})
+	return nil
+}
+
+// TestRotateMasterKeyFailure makes `rotate-master-key --generate` fail before,
+// during and after its write: the generated key file is deleted only when
+// nothing can have been written, and the output says which key the database
+// uses, read back through a new connection.
+func TestRotateMasterKeyFailure(t *testing.T) {
+	t.Parallel()
+	dropped := errors.New("connection reset by peer")
+	rotateThenFail := func(ctx context.Context, kr *keyring.Keyring, k keyring.MasterKey) error {
+		if err := kr.RotateMasterKey(ctx, k); err != nil {
+			return err
+		}
+		return fmt.Errorf("update keyring: %w", dropped) // the reply to COMMIT was lost
+	}
+	failBeforeWrite := func(context.Context, *keyring.Keyring, keyring.MasterKey) error {
+		return fmt.Errorf("update keyring: %w", dropped) // BEGIN or the write failed
+	}
+	cases := []struct {
+		name string
+		// wrap sets the failure up; cancel is the command context's.
+		wrap func(env manage.Env, cancel context.CancelFunc) manage.Env
+		// rotated: the database ends up under the new key.
+		rotated bool
+		code    int
+		// keptFile: the generated key file must still exist.
+		keptFile bool
+		want     []string
+	}{
+		{
+			name: "error after commit",
+			wrap: func(env manage.Env, _ context.CancelFunc) manage.Env {
+				return manage.WithRotateMasterKeyFunc(env, rotateThenFail)
+			},
+			rotated: true, code: manage.ExitOK, keptFile: true,
+			want: []string{"connection reset", "read back just now", "took effect"},
+		},
+		{
+			name: "error after commit, read-back fails",
+			wrap: func(env manage.Env, _ context.CancelFunc) manage.Env {
+				env = manage.WithRotateMasterKeyFunc(env, rotateThenFail)
+				return manage.WithStoredFingerprintsFunc(env, func(context.Context) ([]string, error) {
+					return nil, errors.New("server closed the connection")
+				})
+			},
+			rotated: true, code: manage.ExitError, keptFile: true,
+			want: []string{manage.ErrRotationUncertain.Error(), "do NOT delete", "status"},
+		},
+		{
+			name: "ambiguous error, nothing written",
+			wrap: func(env manage.Env, _ context.CancelFunc) manage.Env {
+				return manage.WithRotateMasterKeyFunc(env, failBeforeWrite)
+			},
+			code: manage.ExitError, keptFile: true,
+			want: []string{"connection reset", "still uses the master key", "nothing was rotated"},
+		},
+		{
+			name: "context cancelled between write and commit",
+			wrap: func(env manage.Env, cancel context.CancelFunc) manage.Env {
+				env.Options = append(env.Options, pierredb.WithQueryLog(slog.New(cancelOnKeyringWrite{cancel: cancel})))
+				return env
+			},
+			code: manage.ExitError, keptFile: true,
+			want: []string{"context canceled", "still uses the master key", "nothing was rotated"},
+		},
+		{
+			name: "keyring refuses before writing",
+			wrap: func(env manage.Env, _ context.CancelFunc) manage.Env {
+				return manage.WithRotateMasterKeyFunc(env, func(context.Context, *keyring.Keyring, keyring.MasterKey) error {
+					return fmt.Errorf("%w: a key does not unwrap", keyring.ErrKeyringCorrupt)
+				})
+			},
+			code: manage.ExitError, keptFile: false,
+			want: []string{"nothing was written", "does not unwrap"},
+		},
+	}
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				h := newHarness(t, e)
+				h.stdin = "correct horse battery\n"
+				h.must("setup", "--email", "admin@example.com", "--password-stdin")
+				file := filepath.Join(t.TempDir(), "new.key")
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				r := h.runWith(ctx, func(env manage.Env) manage.Env { return c.wrap(env, cancel) }, "rotate-master-key", "--generate", file)
+				require.Equal(t, c.code, r.code, "%v", r)
+				for _, w := range c.want {
+					require.Contains(t, r.stderr, w, "%v", r)
+				}
+				newKey, err := keyring.LoadMasterKeyFile(file, keyring.LoadOptions{})
+				if !c.keptFile {
+					require.ErrorIs(t, err, os.ErrNotExist, "the unused key file was not removed: %v", r)
+					return
+				}
+				require.NoError(t, err, "the new key file was deleted: %v", r)
+				if c.code != manage.ExitOK {
+					// A failure names both keys, so that `status` can tell.
+					require.Contains(t, r.stderr, h.key.Fingerprint())
+					require.Contains(t, r.stderr, newKey.Fingerprint())
+				}
+				uses, other := h.key, newKey
+				if c.rotated {
+					uses, other = newKey, h.key
+				}
+				db, err := pierredb.Open(h.url, uses)
+				require.NoError(t, err, "the key the database should use does not open it")
+				_ = db.Close()
+				_, err = pierredb.Open(h.url, other)
+				require.ErrorIs(t, err, keyring.ErrWrongMasterKey)
+			})
+		}
+	})
 }

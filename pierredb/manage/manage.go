@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb"
 )
 
@@ -69,6 +70,15 @@ type Env struct {
 	// PGDump is the pg_dump executable backup runs on PostgreSQL; "" looks
 	// for pg_dump on PATH.
 	PGDump string
+
+	// hooks replace steps of the commands in tests (see export_test.go).
+	hooks *hooks
+}
+
+// hooks are stand-ins for steps whose failure a test cannot cause otherwise.
+type hooks struct {
+	rotateMasterKey    func(ctx context.Context, kr *keyring.Keyring, k keyring.MasterKey) error
+	storedFingerprints func(ctx context.Context) ([]string, error)
 }
 
 func (e Env) stdout() io.Writer {
@@ -170,7 +180,7 @@ func init() {
 		{"api-key create", "EMAIL [--name NAME] [--tier TIER] [--description TEXT] [--expires-in DURATION]",
 			"issue an API key in the user's home tenant (made if the user has none); prints it once", runAPIKeyCreate},
 		{"backup", "DEST", "SQLite: a consistent online snapshot (safe while the server runs); PostgreSQL: pg_dump of pierre's schema", runBackup},
-		{"restore", "SRC", "SQLite: check SRC, then replace the database with it (stop the server first); PostgreSQL: print the pg_restore command", runRestore},
+		{"restore", "SRC", "SQLite: check SRC, then replace the database with it (stop the server first); PostgreSQL: check SRC and print the commands that restore it", runRestore},
 		{"fresh-start", "--yes", "delete the database: the SQLite file, or pierre's tables on PostgreSQL", runFreshStart},
 		{"rotate-master-key", "(--new-key-file FILE | --new-key-stdin | --generate FILE)",
 			"rewrap the data keys under a new master key; then switch every instance to it", runRotateMasterKey},

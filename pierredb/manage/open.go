@@ -66,8 +66,36 @@ func (e Env) openWithGetenv(ctx context.Context, opts []pierredb.Option) (*pierr
 	return pierredb.OpenContext(ctx, e.databaseURL(), key, append(envOpts, opts...)...)
 }
 
-// withDB opens the database, runs fn and closes it.
+// openExisting is open for the commands that work on data that must already
+// be there (every command but setup): a mistyped DATABASE_URL must fail, not
+// create an empty database (with a keyring) that the command then reports on.
+func (e Env) openExisting(ctx context.Context) (*pierredb.Database, error) {
+	db, err := e.open(ctx, pierredb.WithExistingDatabase())
+	var a *advice
+	if err == nil || !errors.Is(err, pierredb.ErrNotFound) || errors.As(err, &a) {
+		return db, err
+	}
+	what := "check the path in " + pierredb.EnvDatabaseURL
+	if t, terr := e.resolveTarget(); terr == nil && t.backend == pierredb.Postgres {
+		what = "check the database and the search_path (schema " + t.pg.schema + ") in " + pierredb.EnvDatabaseURL
+	}
+	return nil, &advice{err: err, what: what + "; of the commands, only `setup` creates a new database"}
+}
+
+// withDB opens the existing database (see openExisting), runs fn and closes
+// it.
 func (e Env) withDB(ctx context.Context, fn func(db *pierredb.Database) error) error {
+	db, err := e.openExisting(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close() }()
+	return explain(fn(db))
+}
+
+// withNewDB is withDB for setup, the one command that may create the
+// database.
+func (e Env) withNewDB(ctx context.Context, fn func(db *pierredb.Database) error) error {
 	db, err := e.open(ctx)
 	if err != nil {
 		return err

@@ -141,6 +141,32 @@ func (t *pgTarget) libpqURL(app string) string {
 	return u.String()
 }
 
+// dbname is the database the URL names (its path, or dbname=).
+func (t *pgTarget) dbname() string {
+	if n := t.query.Get("dbname"); n != "" {
+		return n
+	}
+	if n := strings.TrimPrefix(t.base.Path, "/"); n != "" {
+		return n
+	}
+	return t.base.User.Username()
+}
+
+// withDBName is t on database name (same server, user and parameters).
+func (t *pgTarget) withDBName(name string) *pgTarget {
+	c := *t
+	c.query = url.Values{}
+	for k, v := range t.query {
+		c.query[k] = v
+	}
+	if c.query.Has("dbname") {
+		c.query.Set("dbname", name)
+	}
+	c.base.Path = "/" + name
+	c.base.RawPath = ""
+	return &c
+}
+
 // location names the database without its password: user@host:port/db.
 func (t *pgTarget) location() string {
 	u := t.base

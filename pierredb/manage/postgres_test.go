@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb"
 	"github.com/pierre-mcp/pierre/pierredb/manage"
@@ -78,9 +80,9 @@ func TestPostgresBackup(t *testing.T) {
 		if !strings.Contains(r.stdout, "pg_dump --format=custom") || strings.Contains(r.stdout, "s3cret") {
 			t.Fatalf("manual form: %v", r)
 		}
-		r = hp.fails(manage.ExitManual, []string{"not done here"}, "restore", filepath.Join(dir, "out.dump"))
-		if !strings.Contains(r.stdout, "pg_restore") || strings.Contains(r.stdout, "s3cret") {
-			t.Fatalf("restore form: %v", r)
+		r = hp.fails(manage.ExitError, []string{"not a pg_dump custom-format archive", "nothing was done"}, "restore", filepath.Join(dir, "out.dump"))
+		if r.stdout != "" || strings.Contains(r.stderr, "s3cret") {
+			t.Fatalf("restore of a fake dump: %v", r)
 		}
 
 		// With the real pg_dump, when installed: a dump pg_restore can read.
@@ -123,9 +125,22 @@ func TestFreshStartPostgres(t *testing.T) {
 		schema := firstSchemaOf(t, h.url)
 		h.fails(manage.ExitUsage, []string{"--yes"}, "fresh-start")
 		delete(h.env, keyring.EnvMasterKey) // no key needed
-		h.must("fresh-start", "--yes")
+		// A table in another schema with a foreign key into pierre's: DROP
+		// SCHEMA ... CASCADE would silently remove the constraint.
 		raw := e.OpenRaw(t, h.url)
+		other := firstSchemaOf(t, e.NewURL(t))
+		if _, err := raw.ExecContext(ctx, "CREATE TABLE "+other+".host_refs (user_id text REFERENCES "+schema+".users(id))"); err != nil {
+			t.Fatal(err)
+		}
+		h.fails(manage.ExitError, []string{"refusing to delete", other + ".host_refs", "host_refs_user_id_fkey", "nothing was deleted"}, "fresh-start", "--yes")
 		var n int
+		if err := raw.QueryRowContext(ctx, "SELECT count(*) FROM "+schema+".users").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("refused, yet pierre's users changed: %d %v", n, err)
+		}
+		if _, err := raw.ExecContext(ctx, "DROP TABLE "+other+".host_refs"); err != nil {
+			t.Fatal(err)
+		}
+		h.must("fresh-start", "--yes")
 		if err := raw.QueryRowContext(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = $1", schema).Scan(&n); err != nil || n != 0 {
 			t.Fatalf("%d tables left in %s: %v", n, schema, err)
 		}
@@ -162,7 +177,32 @@ func TestFreshStartPostgres(t *testing.T) {
 		if _, err := rawPub.ExecContext(ctx, "CREATE TABLE host_activities (id text PRIMARY KEY, user_id text REFERENCES users(id))"); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := rawPub.ExecContext(ctx, "CREATE TABLE host_tenant_notes (tenant_id text, user_id text, "+
+			"CONSTRAINT notes_member FOREIGN KEY (tenant_id, user_id) REFERENCES tenant_users(tenant_id, user_id))"); err != nil {
+			t.Fatal(err)
+		}
+		// The host's tables reference pierre's: CASCADE would drop their
+		// constraints for good (the host's migration record stays), so it
+		// refuses, names them, and deletes nothing.
 		hp := &harness{t: t, e: e, env: map[string]string{pierredb.EnvDatabaseURL: pub}}
+		hp.fails(manage.ExitError, []string{"refusing to delete", "host_activities (constraint host_activities_user_id_fkey references users)",
+			"host_tenant_notes (constraint notes_member references tenant_users)", "_migrations", "search_path", "nothing was deleted"}, "fresh-start", "--yes")
+		var fks int
+		if err := rawPub.QueryRowContext(ctx, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text IN ('host_activities', 'host_tenant_notes')").Scan(&fks); err != nil || fks != 2 {
+			t.Fatalf("the host's foreign keys after a refusal: %d %v", fks, err)
+		}
+		db, err = pierredb.Open(pub, e.Key)
+		if err != nil {
+			t.Fatalf("pierre's database after a refusal: %v", err)
+		}
+		if c, err := db.Users().Count(ctx, pierredb.UserFilter{}); err != nil || c != 1 {
+			t.Fatalf("refused, yet users changed: %d %v", c, err)
+		}
+		_ = db.Close()
+		// Once the host drops them, its tables without foreign keys stay.
+		if _, err := rawPub.ExecContext(ctx, "DROP TABLE host_tenant_notes; ALTER TABLE host_activities DROP CONSTRAINT host_activities_user_id_fkey"); err != nil {
+			t.Fatal(err)
+		}
 		r := hp.must("fresh-start", "--yes")
 		if !strings.Contains(r.stderr, "host_activities") {
 			t.Fatalf("the host's table is not reported as kept: %v", r)
@@ -191,5 +231,129 @@ func TestFreshStartPostgres(t *testing.T) {
 			t.Fatalf("not fresh: %d %v", c, err)
 		}
 		_ = db.Close()
+	})
+}
+
+// runPrinted runs the commands restore printed, as an operator would paste
+// them into a shell.
+func runPrinted(t *testing.T, script string) {
+	t.Helper()
+	out, err := exec.Command("sh", "-e", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("the printed commands fail: %v\n%s\n--- script\n%s", err, out, script)
+	}
+}
+
+// TestPostgresRestore checks what restore checks before printing anything,
+// and runs the commands it prints: they restore the dump after the schema
+// changed (a table added since, referencing pierre's), in pierre's own schema
+// and, through a new database, in public.
+func TestPostgresRestore(t *testing.T) {
+	t.Parallel()
+	storetest.RunOn(t, pierredb.Postgres, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		for _, tool := range []string{"pg_dump", "pg_restore", "psql"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Skipf("%s is not installed", tool)
+			}
+		}
+		ctx := context.Background()
+		const pw = "s3cret-p@ss"
+		h := newHarness(t, e)
+		h.stdin = "correct horse battery\n"
+		h.must("setup", "--email", "admin@example.com", "--password-stdin")
+		schema := firstSchemaOf(t, h.url)
+		h.env[pierredb.EnvDatabaseURL] = withPassword(t, h.url, pw)
+		dir := t.TempDir()
+		dump := filepath.Join(dir, "pierre.dump")
+		h.must("backup", dump)
+
+		other := newHarness(t, e)
+		other.stdin = "correct horse battery\n"
+		other.must("setup", "--email", "admin@example.com", "--password-stdin")
+		otherDump := filepath.Join(dir, "other.dump")
+		other.must("backup", otherDump)
+
+		write := func(name string, b []byte) string {
+			p := filepath.Join(dir, name)
+			require.NoError(t, os.WriteFile(p, b, 0o600))
+			return p
+		}
+		cases := []struct {
+			name, src string
+			want      []string
+		}{
+			{"missing", filepath.Join(dir, "nope.dump"), []string{"no such file"}},
+			{"directory", dir, []string{"not a regular file"}},
+			{"text file", write("passwd", []byte("root:x:0:0:root:/root:/bin/sh\n")), []string{"not a pg_dump custom-format archive"}},
+			{"empty", write("empty.dump", nil), []string{"not a pg_dump custom-format archive"}},
+			{"damaged", write("damaged.dump", []byte("PGDMP"+strings.Repeat("\xff", 64))), []string{"pg_restore cannot read"}},
+			{"another schema", otherDump, []string{"holds schema " + firstSchemaOf(t, other.url), "not schema " + schema, "search_path"}},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				hc := *h // failing this subtest, not its parent
+				hc.t = t
+				r := hc.fails(manage.ExitError, append(c.want, "refusing to restore", "nothing was done"), "restore", c.src)
+				require.Empty(t, r.stdout)
+				require.NotContains(t, r.stderr, pw)
+			})
+		}
+
+		// Changes after the backup, a host table referencing pierre's among
+		// them: pg_restore --clean cannot drop users under it.
+		db := h.open()
+		newUser(t, db, "late@example.com")
+		_ = db.Close()
+		raw := e.OpenRaw(t, h.url)
+		_, err := raw.ExecContext(ctx, "CREATE TABLE "+schema+".host_refs (user_id text REFERENCES "+schema+".users(id))")
+		require.NoError(t, err)
+
+		r := h.fails(manage.ExitManual, []string{"not done here"}, "restore", dump)
+		require.NotContains(t, r.stdout+r.stderr, pw)
+		require.Contains(t, r.stdout, "--single-transaction")
+		runPrinted(t, r.stdout)
+		_, err = os.Stat(dump + ".restore.sql")
+		require.ErrorIs(t, err, os.ErrNotExist, "the SQL file is left")
+		db = h.open()
+		_, err = db.Users().GetByEmail(ctx, "late@example.com")
+		require.ErrorIs(t, err, pierredb.ErrNotFound, "a user added after the backup survived the restore")
+		_, err = db.Users().GetByEmail(ctx, "admin@example.com")
+		require.NoError(t, err)
+		_ = db.Close()
+		var n int
+		require.NoError(t, raw.QueryRowContext(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = 'host_refs'", schema).Scan(&n))
+		require.Zero(t, n, "a table added after the backup survived the restore")
+		h.must("status")
+
+		// public: restored into a new database, the live one left alone.
+		admin := e.OpenRaw(t, os.Getenv(storetest.EnvPostgresURL))
+		name := fmt.Sprintf("pierre_restore_%d", os.Getpid())
+		for _, d := range []string{name, name + "_restored"} {
+			_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+d+" WITH (FORCE)")
+			t.Cleanup(func() {
+				_, _ = admin.ExecContext(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+d+" WITH (FORCE)")
+			})
+		}
+		_, err = admin.ExecContext(ctx, "CREATE DATABASE "+name)
+		require.NoError(t, err)
+		u, _ := url.Parse(os.Getenv(storetest.EnvPostgresURL))
+		u.Path = "/" + name
+		hp := &harness{t: t, e: e, key: e.Key, env: map[string]string{pierredb.EnvDatabaseURL: withPassword(t, u.String(), pw), keyring.EnvMasterKey: e.Key.EncodeBase64()}}
+		hp.stdin = "correct horse battery\n"
+		hp.must("setup", "--email", "public@example.com", "--password-stdin")
+		pubDump := filepath.Join(dir, "public.dump")
+		hp.must("backup", pubDump)
+		r = hp.fails(manage.ExitManual, []string{"not done here"}, "restore", pubDump)
+		require.NotContains(t, r.stdout+r.stderr, pw)
+		require.Contains(t, r.stdout, name+"_restored")
+		require.NotContains(t, r.stdout, "DROP SCHEMA IF EXISTS public CASCADE")
+		runPrinted(t, r.stdout)
+		u.Path = "/" + name + "_restored"
+		restored, err := pierredb.Open(u.String(), e.Key, pierredb.WithExistingDatabase())
+		require.NoError(t, err)
+		_, err = restored.Users().GetByEmail(ctx, "public@example.com")
+		require.NoError(t, err)
+		_ = restored.Close()
 	})
 }

@@ -136,7 +136,7 @@ func Setup(ctx context.Context, env Env, o SetupOptions) (SetupResult, error) {
 	default:
 		nt.ExpiresIn = defaultTokenLifetime
 	}
-	err := env.withDB(ctx, func(db *pierredb.Database) error {
+	err := env.withNewDB(ctx, func(db *pierredb.Database) error {
 		return db.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error {
 			var err error
 			res.User, err = db.Users().CreateFirstAdmin(ctx, pierredb.NewUser{Email: o.Email, Password: o.Password, DisplayName: o.DisplayName})
