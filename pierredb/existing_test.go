@@ -63,9 +63,16 @@ func TestWithExistingDatabase(t *testing.T) {
 
 			db := e.OpenURL(t, url) // a first start creates it
 			require.NoError(t, db.Close())
+			var files []string
+			if e.Backend == pierredb.SQLite {
+				files = dirList(t, filepath.Dir(strings.TrimPrefix(url, "sqlite:")))
+			}
 			ok, err = pierredb.Exists(ctx, url)
 			require.NoError(t, err)
 			assert.True(t, ok)
+			if e.Backend == pierredb.SQLite {
+				assert.Equal(t, files, dirList(t, filepath.Dir(strings.TrimPrefix(url, "sqlite:"))), "Exists left files behind")
+			}
 			again, err := pierredb.OpenContext(ctx, url, e.Key, pierredb.WithExistingDatabase())
 			require.NoError(t, err)
 			require.NoError(t, again.Close())
@@ -163,15 +170,7 @@ func TestWrongKeyLeavesNoFilesBehind(t *testing.T) {
 	db := e.OpenURL(t, url)
 	require.NoError(t, db.Close())
 	dir := filepath.Dir(strings.TrimPrefix(url, "sqlite:"))
-	list := func() []string {
-		entries, err := os.ReadDir(dir)
-		require.NoError(t, err)
-		var names []string
-		for _, de := range entries {
-			names = append(names, de.Name())
-		}
-		return names
-	}
+	list := func() []string { return dirList(t, dir) }
 	before := list()
 	wrong, err := keyring.Generate()
 	require.NoError(t, err)
@@ -180,4 +179,30 @@ func TestWrongKeyLeavesNoFilesBehind(t *testing.T) {
 		require.ErrorIs(t, err, keyring.ErrWrongMasterKey)
 		assert.Equal(t, before, list())
 	}
+	// A file that is not pierre's is refused without being switched to WAL.
+	other := filepath.Join(dir, "other.db")
+	raw := e.OpenRaw(t, "sqlite:"+other)
+	_, err = raw.Exec("CREATE TABLE notes (body TEXT)")
+	require.NoError(t, err)
+	require.NoError(t, raw.Close())
+	content, err := os.ReadFile(other)
+	require.NoError(t, err)
+	before = list()
+	_, err = pierredb.Open("sqlite:"+other, e.Key, pierredb.WithExistingDatabase())
+	require.ErrorIs(t, err, pierredb.ErrNotFound)
+	after, err := os.ReadFile(other)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(content, after), "the foreign file changed")
+	assert.Equal(t, before, list())
+}
+
+func dirList(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, de := range entries {
+		names = append(names, de.Name())
+	}
+	return names
 }

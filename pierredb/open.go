@@ -456,9 +456,20 @@ func probeSQLite(ctx context.Context, c *sqlite.Connector, key keyring.MasterKey
 		// Without a WAL to checkpoint, the read-write connections' close leaves
 		// the file as it was and removes the -wal and -shm they made (a
 		// read-only connection could not: it would leave them behind). start
-		// checks the schema and the key before any write.
-		if cfg.existing && st.Size() == 0 {
-			return noDatabase(path) // an empty file would be given a header
+		// checks the key before any write; the schema is checked here, on the
+		// file read as immutable, because a read-write connection would switch a
+		// file that is not pierre's (or an empty one) to WAL.
+		if cfg.existing {
+			if st.Size() == 0 {
+				return noDatabase(path)
+			}
+			ok, err := sqlite.TableExists(ctx, path, migrationsTable)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return noDatabase(path)
+			}
 		}
 		return nil
 	}
@@ -519,12 +530,20 @@ func Exists(ctx context.Context, url string, opts ...Option) (_ bool, err error)
 		if conf.Memory {
 			return false, nil
 		}
-		if _, err := os.Stat(conf.Path); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return false, nil
-			}
+		st, err := os.Stat(conf.Path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return false, nil
+		case err != nil:
 			return false, err
+		case st.Size() == 0:
+			return false, nil
+		case !walHasFrames(conf.Path):
+			// Read as immutable: no -wal or -shm left behind.
+			return sqlite.TableExists(ctx, conf.Path, migrationsTable)
 		}
+		// A WAL with frames (and so its -shm) is there already: read through
+		// it, read-only.
 		conf.Mode = sqlite.ModeReadOnly
 		if c, err = sqlite.NewConnector(conf); err != nil {
 			return false, err

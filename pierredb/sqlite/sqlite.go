@@ -472,3 +472,29 @@ func driverName() string {
 		return sqliteshim.DriverName()
 	}
 }
+
+// TableExists reports whether the SQLite database file at path has a table
+// named table, without changing anything on disk: the file is read as
+// immutable (SQLite's immutable=1), so no lock is taken and no -wal or -shm
+// file is made, which a read-only connection could not remove when it closes.
+// That read misses what a WAL beside the file holds: use it only when there is
+// no WAL with frames (after a clean close, or on a file never opened in WAL
+// mode). A file that is not a SQLite database is an error.
+func TableExists(ctx context.Context, path, table string) (bool, error) {
+	if !sqliteshim.HasDriver() {
+		return false, fmt.Errorf("%w: no SQLite driver is built for this platform (build with cgo and -tags cgosqlite)", engine.ErrDriver)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false, fmt.Errorf("%w: sqlite path %q: %v", engine.ErrInvalidArgument, path, err)
+	}
+	dsn := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String() + "?mode=ro&immutable=1"
+	pool := sql.OpenDB(&pragmaConnector{dsn: dsn})
+	defer func() { _ = pool.Close() }()
+	pool.SetMaxOpenConns(1)
+	var n int
+	if err := pool.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", table).Scan(&n); err != nil {
+		return false, fmt.Errorf("read %s: %w", abs, classify(err))
+	}
+	return n > 0, nil
+}
