@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -52,26 +53,68 @@ type activities struct{ db *pierredb.Database }
 
 var errBadActivity = errors.New("invalid activity")
 
-// record stores an activity of user in tenant.
+// Limits of an activity. started_at stays in a range both engines store alike
+// (SQLite took year 0 where PostgreSQL refused it), and no activity a member
+// records predates 1970 or lies days ahead.
+const (
+	maxSportBytes = 40
+	maxNotesBytes = 1000
+	maxDuration   = 7 * 24 * 3600
+	maxDistance   = 1e7
+	maxAhead      = 24 * time.Hour
+)
+
+var (
+	minStartedAt = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	errBadStart  = fmt.Errorf("%w: started_at must be an RFC 3339 time from 1970-01-01 to at most a day from now (leave it out for now)", errBadActivity)
+)
+
+// record stores an activity of user in tenant. A zero StartedAt means now.
+// Everything is checked before the insert, so a client's mistake is an
+// errBadActivity that says what to send, never a database error.
 func (a activities) record(ctx context.Context, scope *pierredb.TenantScope, userID string, in activity) (activity, error) {
+	now := time.Now()
+	if in.StartedAt.IsZero() {
+		in.StartedAt = now
+	}
 	in.Sport = strings.TrimSpace(strings.ToLower(in.Sport))
 	switch {
-	case in.Sport == "" || len(in.Sport) > 40 || !utf8.ValidString(in.Sport):
-		return activity{}, fmt.Errorf("%w: sport must be a short name such as run, ride or swim", errBadActivity)
-	case in.DurationSeconds < 0 || in.DurationSeconds > 7*24*3600:
-		return activity{}, fmt.Errorf("%w: duration_seconds must be between 0 and a week", errBadActivity)
-	case in.DistanceMeters != nil && (*in.DistanceMeters < 0 || *in.DistanceMeters > 1e7):
+	case in.Sport == "" || len(in.Sport) > maxSportBytes || !plainText(in.Sport, false):
+		return activity{}, fmt.Errorf("%w: sport must be a short name such as run, ride or swim (at most %d bytes of text on one line)", errBadActivity, maxSportBytes)
+	case in.DurationSeconds < 0 || in.DurationSeconds > maxDuration:
+		return activity{}, fmt.Errorf("%w: duration_seconds must be between 0 and a week (%d)", errBadActivity, maxDuration)
+	case in.DistanceMeters != nil && !(*in.DistanceMeters >= 0 && *in.DistanceMeters <= maxDistance): // also refuses NaN
 		return activity{}, fmt.Errorf("%w: distance_meters must be between 0 and 10000 km", errBadActivity)
-	case len(in.Notes) > 1000 || !utf8.ValidString(in.Notes):
-		return activity{}, fmt.Errorf("%w: notes must be valid text of at most 1000 bytes", errBadActivity)
-	}
-	if in.StartedAt.IsZero() {
-		in.StartedAt = time.Now()
+	case len(in.Notes) > maxNotesBytes || !plainText(in.Notes, true):
+		return activity{}, fmt.Errorf("%w: notes must be text of at most %d bytes, without control characters other than newlines and tabs", errBadActivity, maxNotesBytes)
+	case in.StartedAt.Before(minStartedAt) || in.StartedAt.After(now.Add(maxAhead)):
+		return activity{}, errBadStart
 	}
 	in.StartedAt = in.StartedAt.UTC().Truncate(time.Microsecond)
 	in.ID, in.TenantID, in.UserID = uuid.Must(uuid.NewV7()).String(), scope.ID(), userID
-	_, err := a.db.Bun().NewInsert().Model(&in).Exec(ctx)
-	return in, err
+	if _, err := a.db.Bun().NewInsert().Model(&in).Exec(ctx); err != nil {
+		return activity{}, err
+	}
+	return in, nil
+}
+
+// plainText reports whether s is valid UTF-8 without control or format
+// characters (Unicode Cc and Cf: NUL, escapes, bidi overrides, zero-width
+// marks), which no sport or note needs and which break SQL text and
+// terminals; multiline allows newlines and tabs.
+func plainText(s string, multiline bool) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if multiline && (r == '\n' || r == '\t') {
+			continue
+		}
+		if unicode.In(r, unicode.Cc, unicode.Cf) {
+			return false
+		}
+	}
+	return true
 }
 
 // recent lists a member's latest activities, newest first (the seed's

@@ -158,11 +158,25 @@ func runOnce(t *testing.T, dir string, env ...string) (string, error) {
 // combined output.
 func runArgs(t *testing.T, dir string, args []string, env ...string) (string, error) {
 	t.Helper()
+	stdout, stderr, err := runStdin(t, dir, args, "", env...)
+	return stdout + stderr, err
+}
+
+// runStdin runs the example with args and stdin, and returns its stdout and
+// stderr. It listens on a free port unless env names one.
+func runStdin(t *testing.T, dir string, args []string, stdin string, env ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	cmd := exec.Command(serverBinary(t), args...)
 	cmd.Dir = dir
-	cmd.Env = baseEnv(append(env, envPort+"="+freePort(t))...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, envPort+"=") }) {
+		env = append(slices.Clone(env), envPort+"="+freePort(t))
+	}
+	cmd.Env = baseEnv(env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
 }
 
 // call sends a JSON request and decodes the JSON answer.

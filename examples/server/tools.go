@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -14,6 +15,29 @@ import (
 // errNoPrincipal means a tool was called without pierre's verifier in front
 // of it: a wiring mistake, never a client's.
 var errNoPrincipal = errors.New("no API key principal on the request; serve MCP behind httpserver.MCPVerifier")
+
+// errInternal is what a client sees of a failure that is not its own (a
+// database error, say): the details, which may name tables or quote SQL, go to
+// the server log only.
+var errInternal = errors.New("internal error; see the server log")
+
+// toolError is err as the MCP client may see it: a client mistake as it is,
+// anything else logged and replaced by errInternal. The log names the tool,
+// the user and the tenant, never the tool's arguments.
+func toolError(ctx context.Context, logger *slog.Logger, tool string, p pierredb.APIKeyPrincipal, err error) error {
+	if err == nil || errors.Is(err, errBadActivity) || errors.Is(err, errNoPrincipal) {
+		return err
+	}
+	logger.ErrorContext(ctx, "MCP tool failed", "tool", tool, "user_id", p.UserID, "tenant_id", tenantID(p), "err", err.Error())
+	return errInternal
+}
+
+func tenantID(p pierredb.APIKeyPrincipal) string {
+	if p.Tenant == nil {
+		return ""
+	}
+	return p.Tenant.ID()
+}
 
 // principal is the verified API key of a tool call.
 func principal(req *mcp.CallToolRequest) (pierredb.APIKeyPrincipal, error) {
@@ -64,10 +88,10 @@ type activitiesOutput struct {
 
 type recordInput struct {
 	Sport           string     `json:"sport" jsonschema:"run, ride, swim, ..."`
-	StartedAt       *time.Time `json:"started_at,omitempty" jsonschema:"RFC 3339; now when left out"`
-	DurationSeconds int64      `json:"duration_seconds" jsonschema:"how long it lasted"`
-	DistanceMeters  *float64   `json:"distance_meters,omitempty"`
-	Notes           string     `json:"notes,omitempty"`
+	StartedAt       *time.Time `json:"started_at,omitempty" jsonschema:"RFC 3339, from 1970-01-01 to a day from now; now when left out"`
+	DurationSeconds int64      `json:"duration_seconds" jsonschema:"how long it lasted, at most a week"`
+	DistanceMeters  *float64   `json:"distance_meters,omitempty" jsonschema:"at most 10000 km"`
+	Notes           string     `json:"notes,omitempty" jsonschema:"free text, at most 1000 bytes"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -78,8 +102,9 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // newMCPServer builds the MCP server and its tools. Every tool acts for the
-// user and tenant of the API key that called it, and nothing else.
-func newMCPServer(db *pierredb.Database, acts activities, version string) *mcp.Server {
+// user and tenant of the API key that called it, and nothing else; failures
+// that are not the client's go to logger, not to the client.
+func newMCPServer(acts activities, logger *slog.Logger, version string) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "pierre-example", Version: version}, nil)
 
 	mcp.AddTool(s, &mcp.Tool{Name: "whoami", Description: "Who the API key acts for: email, user, tenant, tier and the quota left."},
@@ -105,7 +130,7 @@ func newMCPServer(db *pierredb.Database, acts activities, version string) *mcp.S
 			}
 			tokens, err := p.Tenant.OAuthTokens().List(ctx, p.UserID)
 			if err != nil {
-				return nil, connectionsOutput{}, err
+				return nil, connectionsOutput{}, toolError(ctx, logger, "connections", p, err)
 			}
 			out := connectionsOutput{Connections: make([]connection, 0, len(tokens))}
 			for _, t := range tokens {
@@ -122,10 +147,13 @@ func newMCPServer(db *pierredb.Database, acts activities, version string) *mcp.S
 				return nil, activitiesOutput{}, err
 			}
 			list, err := acts.recent(ctx, p.Tenant, p.UserID, in.Limit)
+			if err != nil {
+				return nil, activitiesOutput{}, toolError(ctx, logger, "recent_activities", p, err)
+			}
 			if list == nil {
 				list = []activity{}
 			}
-			return nil, activitiesOutput{Activities: list}, err
+			return nil, activitiesOutput{Activities: list}, nil
 		})
 
 	mcp.AddTool(s, &mcp.Tool{Name: "record_activity", Description: "Record an activity for the user (kept in the example host's own table)."},
@@ -136,10 +164,18 @@ func newMCPServer(db *pierredb.Database, acts activities, version string) *mcp.S
 			}
 			a := activity{Sport: in.Sport, DurationSeconds: in.DurationSeconds, DistanceMeters: in.DistanceMeters, Notes: in.Notes}
 			if in.StartedAt != nil {
+				if in.StartedAt.IsZero() {
+					// record reads a zero time as now; a client that sent
+					// 0001-01-01 meant that date, which is out of range.
+					return nil, activity{}, errBadStart
+				}
 				a.StartedAt = *in.StartedAt
 			}
 			a, err = acts.record(ctx, p.Tenant, p.UserID, a)
-			return nil, a, err
+			if err != nil {
+				return nil, activity{}, toolError(ctx, logger, "record_activity", p, err)
+			}
+			return nil, a, nil
 		})
 	return s
 }
