@@ -1,6 +1,7 @@
 package pierredb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -223,9 +224,20 @@ func allApplied(status []Migration) bool {
 // beside pierre's. Open applies them after pierre's, with the same guarantees
 // (each in its own transaction and recorded in it; instances starting together
 // wait for each other), and records them in their own table, <Name>_migrations.
-// Each engine has its own files, named as bun names them
-// (0001_activities.tx.up.sql, ...), at the root of its file system; embed them
-// with embed.FS and fs.Sub.
+// Each engine has its own files, at the root of its file system (embed them
+// with embed.FS and fs.Sub), each named NNNN_comment.tx.up.sql (for example
+// 0001_activities.tx.up.sql): digits, '_', then a-z, 0-9, '_' or '-'. A
+// migration that fails is rolled back whole, so the database is as it was
+// before it. Open refuses, with ErrInvalidArgument, anything else that looks
+// like a migration: a file without .tx (which bun would run outside a
+// transaction, so a failure would leave its first statements behind), a file
+// in a subdirectory, a misnamed .sql file, a .down.sql without its .up.sql
+// (pierre never runs down migrations), and two sets with the same Name.
+//
+// Host migrations run with pierre's privileges: they may reference pierre's
+// tables (a foreign key to tenant_users, say) but must never change them or
+// their rows; nothing stops a migration that empties keyring_keys, and the next
+// Open would then refuse the database with keyring.ErrKeyringMissing.
 type HostMigrations struct {
 	// Name names the set: 1 to 40 characters of a-z, 0-9 and '_', starting
 	// with a letter, and not "pierre" or "pierredb".
@@ -235,10 +247,30 @@ type HostMigrations struct {
 	SQLite, Postgres fs.FS
 }
 
-func (h HostMigrations) set(backend Backend) (migrationSet, error) {
+// set returns h's migrations on backend, after checking its name against
+// those of the sets before it and the files of both engines (so that a
+// mistake in one engine's files shows on the other too).
+func (h HostMigrations) set(backend Backend, earlier ...migrationSet) (migrationSet, error) {
 	if !hostSetName.MatchString(h.Name) || h.Name == "pierre" || h.Name == "pierredb" {
 		return migrationSet{}, fmt.Errorf("%w: host migrations name %q: use 1 to 40 characters of a-z, 0-9 and '_', starting with a letter (not pierre or pierredb)",
 			ErrInvalidArgument, shorten(h.Name))
+	}
+	for _, e := range earlier {
+		if e.name == h.Name {
+			return migrationSet{}, fmt.Errorf("%w: two host migration sets are named %q; give each WithHostMigrations its own Name (each is recorded in its own <name>_migrations table)",
+				ErrInvalidArgument, h.Name)
+		}
+	}
+	for _, files := range []struct {
+		backend Backend
+		fsys    fs.FS
+	}{{SQLite, h.SQLite}, {Postgres, h.Postgres}} {
+		if files.fsys == nil {
+			continue
+		}
+		if err := checkHostFiles(files.fsys); err != nil {
+			return migrationSet{}, fmt.Errorf("%w: host migrations %q for %s: %w", ErrInvalidArgument, h.Name, files.backend, err)
+		}
 	}
 	fsys := map[Backend]fs.FS{SQLite: h.SQLite, Postgres: h.Postgres}[backend]
 	if fsys == nil {
@@ -248,3 +280,87 @@ func (h HostMigrations) set(backend Backend) (migrationSet, error) {
 }
 
 var hostSetName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
+
+var (
+	// hostFile is the form of every host migration file: bun's file name
+	// (number, comment), transactional; down files are allowed beside their
+	// up file but never run.
+	hostFile = regexp.MustCompile(`^([0-9]{1,14})_([0-9a-z_-]+)\.tx\.(up|down)\.sql$`)
+	// plainFile is bun's non-transactional form, which bun would run
+	// statement by statement outside a transaction.
+	plainFile = regexp.MustCompile(`^([0-9]{1,14})_([0-9a-z_-]+)\.(up|down)\.sql$`)
+	// numbered is how a file meant as a migration starts.
+	numbered = regexp.MustCompile(`^[0-9]+_`)
+)
+
+// checkHostFiles refuses a host file system that bun would read otherwise
+// than the host means: bun walks subdirectories and keys migrations by file
+// name alone, runs .up.sql files outside a transaction, and skips files whose
+// names it does not recognise.
+func checkHostFiles(fsys fs.FS) error {
+	type migration struct{ up, down string }
+	byNumber := map[string]*migration{}
+	var numbers []string
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		looksLikeMigration := numbered.MatchString(name) || strings.HasSuffix(strings.ToLower(name), ".sql")
+		if !looksLikeMigration {
+			return nil // a README, a .keep: not read
+		}
+		if path != name {
+			return fmt.Errorf("%s is in a subdirectory; put each engine's migration files at the root of its own file system (fs.Sub), where Open reads them",
+				shorten(path))
+		}
+		m := hostFile.FindStringSubmatch(name)
+		if m == nil {
+			if p := plainFile.FindStringSubmatch(name); p != nil && p[3] == "up" {
+				return fmt.Errorf("%s would run outside a transaction, so a failure would leave its first statements applied; rename it to %s_%s.tx.up.sql",
+					name, p[1], p[2])
+			} else if p != nil {
+				return fmt.Errorf("%s is not transactional; rename it to %s_%s.tx.down.sql, or remove it (pierre never runs down migrations)",
+					name, p[1], p[2])
+			}
+			return fmt.Errorf("%s is not named as a migration, so it would be skipped; name it NNNN_comment.tx.up.sql (digits, '_', then a-z, 0-9, '_' or '-'), or move it out of the migrations' file system",
+				shorten(name))
+		}
+		mg := byNumber[m[1]]
+		if mg == nil {
+			mg = &migration{}
+			byNumber[m[1]] = mg
+			numbers = append(numbers, m[1])
+		}
+		file := &mg.up
+		if m[3] == "down" {
+			file = &mg.down
+		}
+		if *file != "" || (mg.up != "" && !sameMigration(mg.up, name)) || (mg.down != "" && !sameMigration(mg.down, name)) {
+			other := cmp.Or(*file, mg.up, mg.down)
+			return fmt.Errorf("%s and %s have the same number %s; give each migration its own", other, name, m[1])
+		}
+		*file = name
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range numbers {
+		if mg := byNumber[n]; mg.up == "" {
+			return fmt.Errorf("%s has no %s file, and pierre runs only up migrations; add it, or remove %s",
+				mg.down, strings.Replace(mg.down, ".tx.down.sql", ".tx.up.sql", 1), mg.down)
+		}
+	}
+	return nil
+}
+
+// sameMigration reports whether two host files are the up and down of one
+// migration: the same number and comment.
+func sameMigration(a, b string) bool {
+	ma, mb := hostFile.FindStringSubmatch(a), hostFile.FindStringSubmatch(b)
+	return ma[1] == mb[1] && ma[2] == mb[2]
+}

@@ -231,7 +231,7 @@ func (db *Database) start(ctx context.Context, key keyring.MasterKey, cfg config
 	// re-checked under the lock.
 	sets := []migrationSet{pierreMigrations(db.eng)}
 	for _, h := range cfg.host {
-		set, err := h.set(db.eng.Backend)
+		set, err := h.set(db.eng.Backend, sets...)
 		if err != nil {
 			return err
 		}

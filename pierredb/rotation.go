@@ -460,8 +460,10 @@ func (r Rotation) reencryptBatch(ctx context.Context, c sealedColumn, primary ui
 	q.WriteString(" ORDER BY " + c.keys[0] + " LIMIT " + strconv.Itoa(n))
 	// The reader may be a moment behind the writer: a value it returns that
 	// changed since fails its compare-and-swap, which is counted as a miss.
+	start := time.Now()
 	rows, err := db.eng.Reader.DB.QueryContext(ctx, db.eng.Rebind(q.String()), args...)
 	if err != nil {
+		db.logged(ctx, q.String(), start, err)
 		return batchResult{}, err
 	}
 	type oldValue struct {
@@ -477,6 +479,7 @@ func (r Rotation) reencryptBatch(ctx context.Context, c sealedColumn, primary ui
 		}
 		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
+			db.logged(ctx, q.String(), start, err)
 			return batchResult{}, err
 		}
 		for i, k := range v.keys {
@@ -487,6 +490,7 @@ func (r Rotation) reencryptBatch(ctx context.Context, c sealedColumn, primary ui
 		olds = append(olds, v)
 	}
 	rows.Close()
+	db.logged(ctx, q.String(), start, rows.Err())
 	if err := rows.Err(); err != nil {
 		return batchResult{}, err
 	}
@@ -550,7 +554,9 @@ func (r Rotation) reencryptBatch(ctx context.Context, c sealedColumn, primary ui
 		}
 		defer stmt.Close()
 		for _, w := range writes {
+			start := time.Now()
 			n, err := rowsAffected(stmt.ExecContext(ctx, w.args...))
+			db.logged(ctx, upd.String(), start, err)
 			if err != nil {
 				return err
 			}

@@ -86,19 +86,41 @@ func (c *stmtCache) close() {
 	c.n = 0
 }
 
-func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) (_ *sql.Row, err error) {
+func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) (*sql.Row, error) {
 	if c.trace != nil {
 		c.trace(query, args)
 	}
-	defer func(start time.Time) { c.logged(ctx, query, start, err) }(time.Now())
+	start := time.Now()
 	s, err := c.stmt(ctx, query)
 	if err != nil {
+		c.logged(ctx, query, start, err)
 		return nil, err
 	}
-	if s == nil {
-		return c.pool.QueryRowContext(ctx, c.rebind(query), args...), nil
+	return c.row(ctx, query, start, s, args), nil
+}
+
+// row runs a statement that returns one row: s, or query unprepared on the
+// pool when s is nil. With the query log on, it reads the row before
+// returning, so that the log entry carries the statement's own error and
+// duration (an INSERT … RETURNING that breaks a constraint fails only when
+// its row is read), and returns a *sql.Row that replays what it read.
+func (c *stmtCache) row(ctx context.Context, query string, start time.Time, s *sql.Stmt, args []any) *sql.Row {
+	if !c.log.enabled(ctx) {
+		if s == nil {
+			return c.pool.QueryRowContext(ctx, c.rebind(query), args...)
+		}
+		return s.QueryRowContext(ctx, args...)
 	}
-	return s.QueryRowContext(ctx, args...), nil
+	var rows *sql.Rows
+	var err error
+	if s == nil {
+		rows, err = c.pool.QueryContext(ctx, c.rebind(query), args...)
+	} else {
+		rows, err = s.QueryContext(ctx, args...)
+	}
+	f := fetchRow(rows, err)
+	c.logged(ctx, query, start, f.statementErr())
+	return f.replay()
 }
 
 func (c *stmtCache) queryRows(ctx context.Context, query string, args ...any) (_ *sql.Rows, err error) {
@@ -151,7 +173,8 @@ func (db *Database) writer(ctx context.Context) bun.IDB {
 }
 
 // inTxStmt returns, inside a RunInTx transaction, the writer's prepared
-// statement for query bound to that transaction; nil outside one.
+// statement for query bound to that transaction; nil outside one. Its caller
+// logs the statement once it has run.
 func (db *Database) inTxStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	tx, ok := db.txFrom(ctx)
 	if !ok {
@@ -160,7 +183,6 @@ func (db *Database) inTxStmt(ctx context.Context, query string) (*sql.Stmt, erro
 	if db.writes.trace != nil {
 		db.writes.trace(query, nil)
 	}
-	db.writes.logged(ctx, query, time.Now(), nil)
 	// Preparing through the pool would need a second connection, and SQLite's
 	// writer pool has one, held by tx: use a statement prepared earlier, or
 	// prepare on the transaction itself (released when it ends).
@@ -177,11 +199,8 @@ func (db *Database) queryRow(ctx context.Context, query string, args ...any) (*s
 	if err := db.checkOpen(); err != nil {
 		return nil, err
 	}
-	if s, err := db.inTxStmt(ctx, query); s != nil || err != nil {
-		if err != nil {
-			return nil, err
-		}
-		return s.QueryRowContext(ctx, args...), nil
+	if r, ok, err := db.inTxRow(ctx, query, args); ok {
+		return r, err
 	}
 	return db.reads.queryRow(ctx, query, args...)
 }
@@ -193,11 +212,14 @@ func (db *Database) queryRows(ctx context.Context, query string, args ...any) (*
 	if err := db.checkOpen(); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	if s, err := db.inTxStmt(ctx, query); s != nil || err != nil {
-		if err != nil {
-			return nil, err
+		var rows *sql.Rows
+		if err == nil {
+			rows, err = s.QueryContext(ctx, args...)
 		}
-		return s.QueryContext(ctx, args...)
+		db.logged(ctx, query, start, err)
+		return rows, err
 	}
 	return db.reads.queryRows(ctx, query, args...)
 }
@@ -210,11 +232,8 @@ func (db *Database) writeRow(ctx context.Context, query string, args ...any) (*s
 	if err := db.checkWritable(); err != nil {
 		return nil, err
 	}
-	if s, err := db.inTxStmt(ctx, query); s != nil || err != nil {
-		if err != nil {
-			return nil, err
-		}
-		return s.QueryRowContext(ctx, args...), nil
+	if r, ok, err := db.inTxRow(ctx, query, args); ok {
+		return r, err
 	}
 	return db.writes.queryRow(ctx, query, args...)
 }
@@ -226,13 +245,37 @@ func (db *Database) exec(ctx context.Context, query string, args ...any) (sql.Re
 	if err := db.checkWritable(); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	if s, err := db.inTxStmt(ctx, query); s != nil || err != nil {
-		if err != nil {
-			return nil, err
+		var res sql.Result
+		if err == nil {
+			res, err = s.ExecContext(ctx, args...)
 		}
-		return s.ExecContext(ctx, args...)
+		db.logged(ctx, query, start, err)
+		return res, err
 	}
 	return db.writes.exec(ctx, query, args...)
+}
+
+// inTxRow runs a one-row statement inside a RunInTx transaction (ok false
+// outside one), logged once it has run.
+func (db *Database) inTxRow(ctx context.Context, query string, args []any) (_ *sql.Row, ok bool, _ error) {
+	start := time.Now()
+	s, err := db.inTxStmt(ctx, query)
+	if err != nil {
+		db.logged(ctx, query, start, err)
+		return nil, true, err
+	}
+	if s == nil {
+		return nil, false, nil
+	}
+	return db.writes.row(ctx, query, start, s, args), true, nil
+}
+
+// logged reports to the query log a statement that pierre ran itself, outside
+// the statement caches and bun's query hook.
+func (db *Database) logged(ctx context.Context, query string, start time.Time, err error) {
+	db.writes.logged(ctx, query, start, err)
 }
 
 // inTx runs fn in a write transaction: IMMEDIATE on SQLite, so the transaction

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -178,5 +179,151 @@ var _ = register("Host", "FailedMigrationIsRolledBack", func(t *testing.T) {
 			_, err := pierredb.OpenContext(ctx, url, e.Key, pierredb.WithHostMigrations(pierredb.HostMigrations{Name: name, SQLite: good.SQLite, Postgres: good.Postgres}))
 			assert.ErrorIs(t, err, pierredb.ErrInvalidArgument, "name %q", name)
 		}
+	})
+})
+
+// hostFiles is a HostMigrations named fitness whose engines both read files.
+func hostFiles(files fstest.MapFS) pierredb.HostMigrations {
+	return pierredb.HostMigrations{Name: "fitness", SQLite: files, Postgres: files}
+}
+
+// Open refuses, before applying anything, host migration files that bun would
+// apply otherwise than the host means.
+var _ = register("Host", "MisplacedMigrationsAreRefused", func(t *testing.T) {
+	Run(t, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		good := hostActivities()
+		create := &fstest.MapFile{Data: []byte("CREATE TABLE kudos (id TEXT PRIMARY KEY);")}
+		// Good files for the engine under test, a wrong one for the other:
+		// Open says so here already.
+		otherBad := good
+		bad := fstest.MapFS{"0001_activities.tx.up.sql": good.SQLite.(fstest.MapFS)["0001_activities.tx.up.sql"], "0002_more.up.sql": create}
+		if e.Backend == pierredb.Postgres {
+			otherBad.SQLite = bad
+		} else {
+			otherBad.Postgres = bad
+		}
+		for _, tc := range []struct {
+			name string
+			opts []pierredb.Option
+			says []string // the error names the file and what to do
+		}{
+			{"not transactional", []pierredb.Option{pierredb.WithHostMigrations(hostFiles(fstest.MapFS{"0001_kudos.up.sql": create}))},
+				[]string{"0001_kudos.up.sql", "rename it to 0001_kudos.tx.up.sql"}},
+			{"not transactional on the other engine", []pierredb.Option{pierredb.WithHostMigrations(otherBad)},
+				[]string{"0002_more.up.sql", "rename it to 0002_more.tx.up.sql"}},
+			{"in subdirectories", []pierredb.Option{pierredb.WithHostMigrations(hostFiles(fstest.MapFS{
+				"sqlite/0001_kudos.tx.up.sql": create, "postgres/0001_kudos.tx.up.sql": create}))},
+				[]string{"postgres/0001_kudos.tx.up.sql", "subdirectory", "root"}},
+			{"misnamed", []pierredb.Option{pierredb.WithHostMigrations(hostFiles(fstest.MapFS{
+				"0001_kudos.tx.up.sql": create, "0002_forgot_up.sql": create}))},
+				[]string{"0002_forgot_up.sql", "NNNN_comment.tx.up.sql"}},
+			{"upper-case extension", []pierredb.Option{pierredb.WithHostMigrations(hostFiles(fstest.MapFS{"0001_kudos.tx.up.SQL": create}))},
+				[]string{"0001_kudos.tx.up.SQL"}},
+			{"down without up", []pierredb.Option{pierredb.WithHostMigrations(hostFiles(fstest.MapFS{
+				"0001_kudos.tx.up.sql": create, "0002_more.tx.down.sql": create}))},
+				[]string{"0002_more.tx.down.sql", "0002_more.tx.up.sql"}},
+			{"one number twice", []pierredb.Option{pierredb.WithHostMigrations(hostFiles(fstest.MapFS{
+				"0001_kudos.tx.up.sql": create, "0001_more.tx.up.sql": create}))},
+				[]string{"0001_kudos.tx.up.sql", "0001_more.tx.up.sql", "same number"}},
+		} {
+			url := e.NewURL(t)
+			db, err := pierredb.OpenContext(ctx, url, e.Key, tc.opts...)
+			if db != nil {
+				_ = db.Close()
+			}
+			require.ErrorIs(t, err, pierredb.ErrInvalidArgument, tc.name)
+			for _, s := range tc.says {
+				assert.Contains(t, err.Error(), s, tc.name)
+			}
+			onePrefix(t, err)
+			// Refused before any migration ran: the host's first one too.
+			_, err = e.OpenRaw(t, url).ExecContext(ctx, "SELECT count(*) FROM fitness_migrations")
+			assert.Error(t, err, "%s: no host migration was applied", tc.name)
+		}
+
+		// What is not a migration may sit beside them, and a down file beside
+		// its up file (pierre never runs it).
+		files := fstest.MapFS{"README.md": {Data: []byte("# migrations")}, "0001_kudos.tx.up.sql": create,
+			"0001_kudos.tx.down.sql": {Data: []byte("DROP TABLE kudos;")}}
+		db := e.Open(t, pierredb.WithHostMigrations(hostFiles(files)))
+		assert.Zero(t, rawCount(t, db, "SELECT count(*) FROM kudos"))
+	})
+})
+
+// A host migration that fails midway leaves the database exactly as it was:
+// its catalog and its rows, those of tables the migration had changed first
+// included.
+var _ = register("Host", "FailedMigrationLeavesNothing", func(t *testing.T) {
+	Run(t, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		url := e.NewURL(t)
+		badges := "CREATE TABLE badges (name TEXT PRIMARY KEY);\n--bun:split\nINSERT INTO badges (name) VALUES ('gold');"
+		e.OpenURL(t, url, pierredb.WithHostMigrations(hostActivities(badges)))
+		raw := e.OpenRaw(t, url)
+		snapshot := func() []string {
+			queries := []string{"SELECT name FROM fitness_migrations ORDER BY 1", "SELECT name FROM badges ORDER BY 1"}
+			if e.Backend == pierredb.SQLite {
+				queries = append(queries, "SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master ORDER BY 1")
+			} else {
+				queries = append(queries,
+					"SELECT table_name || '.' || column_name || ' ' || data_type FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY 1",
+					"SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1")
+			}
+			var out []string
+			for _, q := range queries {
+				rows, err := raw.QueryContext(ctx, q)
+				require.NoError(t, err, q)
+				for rows.Next() {
+					var s string
+					require.NoError(t, rows.Scan(&s))
+					out = append(out, s)
+				}
+				require.NoError(t, rows.Err())
+				require.NoError(t, rows.Close())
+			}
+			return out
+		}
+		before := snapshot()
+		require.Contains(t, before, "gold")
+
+		failing := strings.Join([]string{
+			"INSERT INTO badges (name) VALUES ('silver');",
+			"DELETE FROM badges WHERE name = 'gold';",
+			"ALTER TABLE badges ADD COLUMN note TEXT;",
+			"CREATE TABLE kudos (id TEXT PRIMARY KEY);",
+			"CREATE INDEX idx_badges_note ON badges (note);",
+			"CREATE TABLE kudos (id TEXT PRIMARY KEY);", // fails: it exists
+		}, "\n--bun:split\n")
+		_, err := pierredb.OpenContext(ctx, url, e.Key, pierredb.WithHostMigrations(hostActivities(badges, failing)))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "fitness migration 0003_more failed and was rolled back")
+		assert.Equal(t, before, snapshot(), "the database is as it was before the migration")
+
+		// And a fixed migration then applies.
+		db := e.OpenURL(t, url, pierredb.WithHostMigrations(hostActivities(badges, "CREATE TABLE kudos (id TEXT PRIMARY KEY);")))
+		assert.Equal(t, []string{"0003"}, db.Info().MigrationsApplied)
+	})
+})
+
+// Two host sets with one name would share one <name>_migrations table, each
+// taking the other's records for its own: Open refuses the second.
+var _ = register("Host", "DuplicateSetNamesAreRefused", func(t *testing.T) {
+	Run(t, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		url := e.NewURL(t)
+		other := hostFiles(fstest.MapFS{"0001_kudos.tx.up.sql": {Data: []byte("CREATE TABLE kudos (id TEXT PRIMARY KEY);")}})
+		db, err := pierredb.OpenContext(ctx, url, e.Key, pierredb.WithHostMigrations(hostActivities()), pierredb.WithHostMigrations(other))
+		if db != nil {
+			_ = db.Close()
+		}
+		require.ErrorIs(t, err, pierredb.ErrInvalidArgument)
+		assert.Contains(t, err.Error(), `two host migration sets are named "fitness"`)
+		onePrefix(t, err)
+		_, err = e.OpenRaw(t, url).ExecContext(ctx, "SELECT count(*) FROM fitness_migrations")
+		assert.Error(t, err, "no host migration was applied")
 	})
 })

@@ -1,15 +1,20 @@
 package storetest
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb"
@@ -293,5 +298,221 @@ var _ = register("Open", "QueryLogHidesValues", func(t *testing.T) {
 		for _, secret := range []string{Password, hash, email, "Secret Name", "Hidden Club", "hidden-club"} {
 			assert.NotContains(t, out, secret)
 		}
+	})
+})
+
+// queryLogEntry is one statement of the query log, as its JSON handler writes
+// it.
+type queryLogEntry struct {
+	Msg      string        `json:"msg"`
+	Duration time.Duration `json:"duration"` // nanoseconds
+	Query    string        `json:"query"`
+	Err      string        `json:"err"`
+}
+
+// openLogged opens a fresh database whose query log goes, as JSON, to the
+// returned buffer.
+func openLogged(t *testing.T, e Engine) (*pierredb.Database, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	return e.Open(t, pierredb.WithQueryLog(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))), logs
+}
+
+// loggedSince runs op and returns the statements it logged.
+func loggedSince(t *testing.T, logs *logBuffer, op func()) []queryLogEntry {
+	t.Helper()
+	from := len(logs.String())
+	op()
+	var out []queryLogEntry
+	for line := range strings.Lines(logs.String()[from:]) {
+		var e queryLogEntry
+		require.NoError(t, json.Unmarshal([]byte(line), &e), "%s", line)
+		if e.Msg == "pierredb: query" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// The query log keeps no value that a host's statement carries, whatever the
+// text around it: an apostrophe in a comment or a quoted identifier, a dollar
+// quote or an escape string on PostgreSQL, a bracket or backtick identifier on
+// SQLite, through raw statements and bun's builders alike.
+var _ = register("Open", "QueryLogHidesHostValues", func(t *testing.T) {
+	Run(t, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		db, logs := openLogged(t, e)
+		_, err := db.Bun().ExecContext(ctx, "CREATE TABLE host_tokens (id INTEGER PRIMARY KEY, tok TEXT NOT NULL)")
+		require.NoError(t, err)
+		pg := e.Backend == pierredb.Postgres
+		cases := []struct {
+			name   string
+			skip   bool
+			run    func(ctx context.Context, tx bun.Tx, secret string) error
+			logged string // what the log shows of the statement
+		}{
+			{name: "apostrophe in a line comment, raw", logged: "INSERT INTO host_tokens", run: func(ctx context.Context, tx bun.Tx, secret string) error {
+				_, err := tx.ExecContext(ctx, "-- store the member's provider token\nINSERT INTO host_tokens (id, tok) VALUES (1, ?)", secret)
+				return err
+			}},
+			{name: "apostrophe in a line comment, bun", logged: "INSERT INTO host_tokens", run: func(ctx context.Context, tx bun.Tx, secret string) error {
+				_, err := tx.NewRaw("-- store the member's provider token\nINSERT INTO host_tokens (id, tok) VALUES (2, ?)", secret).Exec(ctx)
+				return err
+			}},
+			{name: "apostrophe in a block comment", logged: "UPDATE host_tokens", run: func(ctx context.Context, tx bun.Tx, secret string) error {
+				_, err := tx.NewRaw("/* the member's token */ UPDATE host_tokens SET tok = ? WHERE id = 2", secret).Exec(ctx)
+				return err
+			}},
+			{name: "apostrophe in a quoted identifier", logged: `host_tokens AS "o'brien"`, run: func(ctx context.Context, tx bun.Tx, secret string) error {
+				var ids []int64
+				return tx.NewSelect().TableExpr(`host_tokens AS "o'brien"`).Column("id").Where("tok = ?", secret).Scan(ctx, &ids)
+			}},
+			{name: "nested block comment", skip: !pg, logged: "UPDATE host_tokens", run: func(ctx context.Context, tx bun.Tx, secret string) error {
+				_, err := tx.NewRaw("/* outer /* it's */ member's */ UPDATE host_tokens SET tok = ? WHERE id = 1", secret).Exec(ctx)
+				return err
+			}},
+			{name: "dollar quote", skip: !pg, logged: "INSERT INTO host_tokens", run: func(ctx context.Context, tx bun.Tx, secret string) error {
+				_, err := tx.NewRaw("INSERT INTO host_tokens (id, tok) VALUES (3, $$it's$$ || ?)", secret).Exec(ctx)
+				return err
+			}},
+			{name: "escape string", skip: !pg, logged: "INSERT INTO host_tokens", run: func(ctx context.Context, tx bun.Tx, secret string) error {
+				_, err := tx.NewRaw(`INSERT INTO host_tokens (id, tok) VALUES (4, E'it\'s' || ?)`, secret).Exec(ctx)
+				return err
+			}},
+			{name: "bracket identifier", skip: pg, logged: "host_tokens AS [o'brien]", run: func(ctx context.Context, tx bun.Tx, secret string) error {
+				var ids []int64
+				return tx.NewSelect().TableExpr(`host_tokens AS [o'brien]`).Column("id").Where("tok = ?", secret).Scan(ctx, &ids)
+			}},
+			{name: "backtick identifier", skip: pg, logged: "host_tokens AS `o'brien`", run: func(ctx context.Context, tx bun.Tx, secret string) error {
+				var ids []int64
+				return tx.NewSelect().TableExpr("host_tokens AS `o'brien`").Column("id").Where("tok = ?", secret).Scan(ctx, &ids)
+			}},
+			{name: "failed statement", logged: "INSERT INTO host_tokens", run: func(ctx context.Context, tx bun.Tx, secret string) error {
+				// A second row with id 1: its error is logged, without the value.
+				_, err := tx.NewRaw("-- the member's token again\nINSERT INTO host_tokens (id, tok) VALUES (1, ?)", secret).Exec(ctx)
+				return err
+			}},
+		}
+		for i, tc := range cases {
+			if tc.skip {
+				continue
+			}
+			secret := fmt.Sprintf("HOSTSECRET-%d-xyz789", i)
+			entries := loggedSince(t, logs, func() {
+				err := db.RunInTx(ctx, func(ctx context.Context, tx bun.Tx) error { return tc.run(ctx, tx, secret) })
+				if tc.name == "failed statement" {
+					require.Error(t, err)
+				} else {
+					require.NoError(t, err, tc.name)
+				}
+			})
+			var shown bool
+			for _, entry := range entries {
+				shown = shown || strings.Contains(entry.Query, tc.logged)
+				assert.NotContains(t, entry.Query+entry.Err, "HOSTSECRET", tc.name)
+			}
+			assert.True(t, shown, "%s: the statement is logged, readably: %+v", tc.name, entries)
+		}
+	})
+})
+
+// A statement that fails is logged with its error, also when the failure shows
+// only as its row is read (an INSERT … RETURNING), inside RunInTx and out; and
+// a statement run in RunInTx is logged with its own duration, once it has run.
+var _ = register("Open", "QueryLogFailedStatements", func(t *testing.T) {
+	Run(t, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		db, logs := openLogged(t, e)
+		owner := activeUser(t, db, "owner")
+		_, scope := newTenant(t, db, owner)
+		email := uniqueEmail("dup")
+		_, err := db.Users().Create(ctx, pierredb.NewUser{Email: email, Password: Password})
+		require.NoError(t, err)
+		_, err = scope.APIKeys().Create(ctx, pierredb.NewAPIKey{UserID: owner.ID, Name: "taken-name"})
+		require.NoError(t, err)
+
+		inTx := func(op func(ctx context.Context) error) func(ctx context.Context) error {
+			return func(ctx context.Context) error {
+				return db.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error { return op(ctx) })
+			}
+		}
+		createUser := func(email string) func(ctx context.Context) error {
+			return func(ctx context.Context) error {
+				_, err := db.Users().Create(ctx, pierredb.NewUser{Email: email, Password: Password})
+				return err
+			}
+		}
+		createKey := func(name string) func(ctx context.Context) error {
+			return func(ctx context.Context) error {
+				_, err := scope.APIKeys().Create(ctx, pierredb.NewAPIKey{UserID: owner.ID, Name: name})
+				return err
+			}
+		}
+		for _, tc := range []struct {
+			name, statement string
+			op              func(ctx context.Context) error
+			fails           bool
+		}{
+			{"user", "INSERT INTO users", createUser(uniqueEmail("new")), false},
+			{"duplicate user", "INSERT INTO users", createUser(email), true},
+			{"user in RunInTx", "INSERT INTO users", inTx(createUser(uniqueEmail("new"))), false},
+			{"duplicate user in RunInTx", "INSERT INTO users", inTx(createUser(email)), true},
+			{"API key", "INSERT INTO api_keys", createKey("new-name"), false},
+			{"duplicate API key", "INSERT INTO api_keys", createKey("taken-name"), true},
+			{"API key in RunInTx", "INSERT INTO api_keys", inTx(createKey("other-name")), false},
+			{"duplicate API key in RunInTx", "INSERT INTO api_keys", inTx(createKey("taken-name")), true},
+		} {
+			entries := loggedSince(t, logs, func() {
+				err := tc.op(ctx)
+				require.Equal(t, tc.fails, err != nil, "%s: %v", tc.name, err)
+			})
+			var found []queryLogEntry
+			for _, entry := range entries {
+				if strings.Contains(entry.Query, tc.statement) {
+					found = append(found, entry)
+				}
+			}
+			require.Len(t, found, 1, "%s: %+v", tc.name, entries)
+			if tc.fails {
+				assert.NotEmpty(t, found[0].Err, "%s: the failure is logged", tc.name)
+				assert.NotContains(t, found[0].Err, email, tc.name)
+			} else {
+				assert.Empty(t, found[0].Err, tc.name)
+			}
+			// Logged after it ran: no real statement takes under a microsecond.
+			assert.GreaterOrEqual(t, found[0].Duration, time.Microsecond, "%s: the statement's own duration", tc.name)
+		}
+	})
+})
+
+// Re-encryption logs its batch reads and its compare-and-swap writes like
+// every other statement, without their values.
+var _ = register("Open", "QueryLogReencrypt", func(t *testing.T) {
+	Run(t, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		db, logs := openLogged(t, e)
+		owner := activeUser(t, db, "owner")
+		_, scope := newTenant(t, db, owner)
+		tok, err := scope.OAuthTokens().Put(ctx, accessOnly(owner.ID, pierredb.ProviderStrava, "logged"))
+		require.NoError(t, err)
+		_, err = db.Keyring().Rotate(ctx, keyring.PurposeEncryption)
+		require.NoError(t, err)
+		var res pierredb.ReencryptResult
+		entries := loggedSince(t, logs, func() {
+			res, err = db.Rotation().ReencryptBatch(ctx, 10)
+			require.NoError(t, err)
+		})
+		require.Equal(t, 1, res.Rewritten)
+		var read, written bool
+		for _, entry := range entries {
+			read = read || strings.HasPrefix(entry.Query, "SELECT access_token_encrypted")
+			written = written || strings.HasPrefix(entry.Query, "UPDATE user_oauth_tokens SET access_token_encrypted = ?")
+			assert.NotContains(t, entry.Query, tok.AccessToken.Reveal())
+		}
+		assert.True(t, read, "the batch read is logged: %+v", entries)
+		assert.True(t, written, "the compare-and-swap is logged: %+v", entries)
 	})
 })
