@@ -26,6 +26,12 @@ const EnvLogQueries = "PIERREDB_LOG_QUERIES"
 // blobs and dollar-quoted text by '…', numbers by …, comments by --… or /*…*/,
 // so passwords, hashes, tokens and ciphertexts never reach the log. Quoted
 // identifiers are kept. The logger's level decides whether the lines are kept.
+//
+// One limit: a few reads that pierre runs inside its own transactions through
+// bun's QueryRowContext (guards such as "is this the last admin", the user
+// INSERT of the first admin) are logged when they are sent, so an error that
+// PostgreSQL reports only when the row is read (a duplicate email) reaches the
+// caller's error but not that log line.
 func WithQueryLog(l *slog.Logger) Option { return func(c *config) { c.queryLog = l } }
 
 // redact returns query with every literal value and comment replaced. It
