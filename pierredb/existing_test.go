@@ -206,3 +206,48 @@ func dirList(t *testing.T, dir string) []string {
 	}
 	return names
 }
+
+// TestSymlinkedDatabaseWithWAL: SQLite keeps the WAL beside the real file of a
+// symlinked database. Exists sees through the link, and a wrong key through
+// the link leaves the real file and its WAL as they were.
+func TestSymlinkedDatabaseWithWAL(t *testing.T) {
+	ctx := context.Background()
+	e := storetest.Engines()[0]
+	src := strings.TrimPrefix(e.NewURL(t), "sqlite:")
+	db := e.OpenURL(t, "sqlite:"+src)
+	for i := range 20 {
+		_, err := db.Users().Create(ctx, pierredb.NewUser{Email: "link-" + string(rune('a'+i)) + "@example.com", Password: storetest.Password})
+		require.NoError(t, err)
+	}
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.db")
+	for _, suffix := range []string{"", "-wal", "-shm"} { // what a crash leaves
+		b, err := os.ReadFile(src + suffix)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(real+suffix, b, 0o600))
+	}
+	require.NoError(t, db.Close())
+	require.True(t, func() bool { st, err := os.Stat(real + "-wal"); return err == nil && st.Size() > 0 }(), "no WAL: the test proves nothing")
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "link"), 0o700))
+	link := filepath.Join(dir, "link", "users.db")
+	require.NoError(t, os.Symlink(real, link))
+
+	ok, err := pierredb.Exists(ctx, "sqlite:"+link)
+	require.NoError(t, err)
+	assert.True(t, ok, "an initialised database behind a link")
+
+	before := map[string][]byte{}
+	for _, suffix := range []string{"", "-wal"} {
+		before[suffix], err = os.ReadFile(real + suffix)
+		require.NoError(t, err)
+	}
+	wrong, err := keyring.Generate()
+	require.NoError(t, err)
+	_, err = pierredb.Open("sqlite:"+link, wrong)
+	require.ErrorIs(t, err, keyring.ErrWrongMasterKey)
+	for suffix, b := range before {
+		after, err := os.ReadFile(real + suffix)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(b, after), "real.db%s changed after a wrong key through the link", suffix)
+	}
+}

@@ -445,6 +445,7 @@ func probeSQLite(ctx context.Context, c *sqlite.Connector, key keyring.MasterKey
 	if err != nil {
 		return nil // NewConnector's Open reports it
 	}
+	path = realPath(path)
 	st, err := os.Stat(path)
 	if err != nil {
 		if cfg.existing && errors.Is(err, fs.ErrNotExist) {
@@ -495,6 +496,15 @@ func probeSQLite(ctx context.Context, c *sqlite.Connector, key keyring.MasterKey
 	return nil
 }
 
+// realPath is path with its symbolic links resolved, as SQLite resolves them
+// (its -wal lives beside the real file), or path when that fails.
+func realPath(path string) string {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		return real
+	}
+	return path
+}
+
 // walHasFrames reports whether the SQLite database at path has a non-empty WAL
 // file beside it.
 func walHasFrames(path string) bool {
@@ -511,8 +521,9 @@ func keyError(err error) bool {
 
 // Exists reports whether url names a database that pierre has initialised (its
 // migrations table is there), creating and changing nothing: a SQLite file is
-// looked at read-only (a missing file is false, not an error), a PostgreSQL
-// schema is only read. It needs no master key. A host uses it to tell a first
+// looked at read-only (a missing file is false, not an error; only a -shm
+// index that a crash removed may be made again), a PostgreSQL schema is only
+// read. It needs no master key. A host uses it to tell a first
 // start, where it may generate a key, from a database whose key is missing.
 // Errors are Open's: ErrInvalidURL, ErrUnreachable and the like.
 func Exists(ctx context.Context, url string, opts ...Option) (_ bool, err error) {
@@ -530,7 +541,8 @@ func Exists(ctx context.Context, url string, opts ...Option) (_ bool, err error)
 		if conf.Memory {
 			return false, nil
 		}
-		st, err := os.Stat(conf.Path)
+		path := realPath(conf.Path)
+		st, err := os.Stat(path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			return false, nil
@@ -538,12 +550,14 @@ func Exists(ctx context.Context, url string, opts ...Option) (_ bool, err error)
 			return false, err
 		case st.Size() == 0:
 			return false, nil
-		case !walHasFrames(conf.Path):
+		case !walHasFrames(path):
 			// Read as immutable: no -wal or -shm left behind.
-			return sqlite.TableExists(ctx, conf.Path, migrationsTable)
+			return sqlite.TableExists(ctx, path, migrationsTable)
 		}
-		// A WAL with frames (and so its -shm) is there already: read through
-		// it, read-only.
+		// A WAL with frames is there already: read through it, read-only.
+		// (When a crash left it without its -shm, SQLite makes that index
+		// again, as any open would; the database and the WAL stay as they
+		// are.)
 		conf.Mode = sqlite.ModeReadOnly
 		if c, err = sqlite.NewConnector(conf); err != nil {
 			return false, err
