@@ -79,7 +79,17 @@ func scanSQL(b *strings.Builder, q string, pg bool) (open bool) {
 			i = j
 		case strings.IndexByte("eEbBnNxX", c) >= 0 && byteAt(q, i+1) == '\'':
 			// E'…' (backslash escapes, PostgreSQL only), B'…', N'…', X'…'.
-			j, ok := quoted(q, i+2, '\'', pg && (c == 'e' || c == 'E'))
+			escapes := pg && (c == 'e' || c == 'E')
+			j, ok := quoted(q, i+2, '\'', escapes)
+			// PostgreSQL joins E'…' and a '…' after a newline into one
+			// string, read with the same escapes: swallow the continuations.
+			for ok && escapes {
+				k, more := continuation(q, j)
+				if !more {
+					break
+				}
+				j, ok = quoted(q, k, '\'', true)
+			}
 			b.WriteByte(c)
 			b.WriteString("'…'")
 			if !ok {
@@ -134,6 +144,38 @@ func scanSQL(b *strings.Builder, q string, pg bool) (open bool) {
 		}
 	}
 	return false
+}
+
+// continuation returns the index after the quote that continues, on
+// PostgreSQL, a string that ended at i: whitespace holding a newline, then '.
+// It is generous (comments anywhere, any whitespace): reading more as one
+// escaped string than PostgreSQL does only hides more.
+func continuation(q string, i int) (int, bool) {
+	newline := false
+	for i < len(q) {
+		switch c := q[i]; {
+		case c == '\n' || c == '\r':
+			newline = true
+			i++
+		case c == ' ' || c == '\t' || c == '\f' || c == '\v':
+			i++
+		case c == '-' && byteAt(q, i+1) == '-':
+			for i < len(q) && q[i] != '\n' && q[i] != '\r' {
+				i++
+			}
+		case c == '/' && byteAt(q, i+1) == '*':
+			j, ok := blockComment(q, i+2, true)
+			if !ok {
+				return 0, false
+			}
+			i = j
+		case c == '\'' && newline:
+			return i + 1, true
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // byteAt is q[i], or 0 past its end.
@@ -242,20 +284,22 @@ func number(q string, i int) int {
 // engines quote the offending value in their messages (PostgreSQL: invalid
 // input syntax for type uuid: "…"; SQLite: unrecognized token: "'…").
 func redactError(msg string) string {
-	var b strings.Builder
-	b.Grow(len(msg))
-	for i := 0; i < len(msg); {
-		c := msg[i]
-		if c != '\'' && c != '"' {
-			b.WriteByte(c)
-			i++
-			continue
-		}
-		j, _ := quoted(msg, i+1, c, false)
-		b.WriteString(string(c) + "…" + string(c))
-		i = j
+	// Everything from the first quote on: PostgreSQL quotes a bad value
+	// without escaping the quotes inside it ("x" S3CRET "y"), and a message
+	// may end inside an unterminated one, so no pairing of quotes can be
+	// trusted to find where a value ends. A final "(SQLSTATE …)" or "(1)"
+	// after the last quote holds no value and is kept.
+	first := strings.IndexAny(msg, `'"`)
+	if first < 0 {
+		return msg
 	}
-	return b.String()
+	out := msg[:first+1] + "…" + msg[first:first+1]
+	if strings.HasSuffix(msg, ")") {
+		if k := strings.LastIndex(msg, " ("); k > strings.LastIndexAny(msg, `'"`) {
+			out += msg[k:]
+		}
+	}
+	return out
 }
 
 // queryLogger logs statements for WithQueryLog.

@@ -39,6 +39,10 @@ func TestRedactSQL(t *testing.T) {
 			pg: "/*…*/ SELECT '…'"},
 		{name: "escape string", query: `SELECT E'it\'s', 'S3CRET'`,
 			pg: `SELECT E'…', '…'`},
+		{name: "escape string continued after a newline", query: "SELECT E'x'\n'\\' S3CRET '",
+			pg: "SELECT E'…'"},
+		{name: "escape string continued after a comment line", query: "SELECT E'x'\n-- c\n  '\\' S3CRET ', 'y'",
+			pg: "SELECT E'…', '…'"},
 		{name: "backslash in a plain string", query: `SELECT 'a\', 'S3CRET'`,
 			sqlite: `SELECT '…', '…'`},
 		{name: "dollar quote", query: "SELECT $$it's$$, $tag$ $$ ' $tag$, 'S3CRET', $1",
@@ -75,6 +79,8 @@ func TestRedactError(t *testing.T) {
 		`ERROR: invalid input syntax for type uuid: "S3CRET" (SQLSTATE 22P02)`:                     `ERROR: invalid input syntax for type uuid: "…" (SQLSTATE 22P02)`,
 		`unrecognized token: "'S3CRET"`:                                                            `unrecognized token: "…"`,
 		`UNIQUE constraint failed: users.email`:                                                    `UNIQUE constraint failed: users.email`,
+		`ERROR: invalid input syntax for type integer: "x" S3CRET "y" (SQLSTATE 22P02)`:            `ERROR: invalid input syntax for type integer: "…" (SQLSTATE 22P02)`,
+		`near "'a": syntax error; value 'S3CRET`:                                                   `near "…"`,
 		`ERROR: duplicate key value violates unique constraint "users_email_key" (SQLSTATE 23505)`: `ERROR: duplicate key value violates unique constraint "…" (SQLSTATE 23505)`,
 	} {
 		assert.Equal(t, want, redactError(in))
