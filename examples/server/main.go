@@ -229,8 +229,10 @@ func checkURL(url string) error {
 // first run that generated the key and then failed to open leaves nothing
 // behind: the key, and the files and directories this run created (the SQLite
 // database, its -wal and -shm, an empty ./data), go; whatever existed before
-// stays. The one exception is a PostgreSQL database that the failed open did
-// initialise: it needs that key, which is kept.
+// stays. Two exceptions: a database that the failed open did initialise needs
+// that key, so both are kept (also when that cannot be checked); and a
+// database another process created meanwhile under its own key (the open
+// fails with a wrong key) is that process's: only the key made here goes.
 func withMasterKey(ctx context.Context, url string, stderr io.Writer, open func() error) error {
 	made := notThereYet(url) // before anything is written
 	generated, err := ensureMasterKey(ctx, url, stderr)
@@ -242,11 +244,19 @@ func withMasterKey(ctx context.Context, url string, stderr io.Writer, open func(
 	if err == nil || generated == "" {
 		return err
 	}
-	if sqliteFile(url) == "" {
-		if exists, xerr := pierredb.Exists(context.WithoutCancel(ctx), url); xerr == nil && exists {
-			fmt.Fprintf(stderr, "pierre: kept %s: the database was initialised with it before the failure\n", generated)
-			return err
-		}
+	if errors.Is(err, keyring.ErrWrongMasterKey) {
+		// Another process made the database meanwhile, under its own key: the
+		// key made here wraps nothing, and the database is not this run's.
+		_ = os.Remove(generated)
+		made.removeDirs()
+		fmt.Fprintf(stderr, "pierre: the database was created meanwhile with another key: removed the development key %s\n", generated)
+		return err
+	}
+	if exists, xerr := pierredb.Exists(context.WithoutCancel(ctx), url); xerr != nil || exists {
+		// The database holds a keyring (made with this key before the failure)
+		// or cannot be looked at: when unsure, keep both.
+		fmt.Fprintf(stderr, "pierre: kept %s and the database: it may have been initialised with that key before the failure\n", generated)
+		return err
 	}
 	_ = os.Remove(generated)
 	made.remove()
