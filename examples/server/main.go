@@ -229,8 +229,9 @@ func checkURL(url string) error {
 // first run that generated the key and then failed to open leaves nothing
 // behind: the key, and the files and directories this run created (the SQLite
 // database, its -wal and -shm, an empty ./data), go; whatever existed before
-// stays. Two exceptions: a database that the failed open did initialise needs
-// that key, so both are kept (also when that cannot be checked); and a
+// stays. Two exceptions: a database this run did not create as a new file
+// (PostgreSQL, say) that the failed open did initialise needs that key, so
+// both are kept (also when that cannot be checked); and a
 // database another process created meanwhile under its own key (the open
 // fails with a wrong key) is that process's: only the key made here goes.
 func withMasterKey(ctx context.Context, url string, stderr io.Writer, open func() error) error {
@@ -252,11 +253,14 @@ func withMasterKey(ctx context.Context, url string, stderr io.Writer, open func(
 		fmt.Fprintf(stderr, "pierre: the database was created meanwhile with another key: removed the development key %s\n", generated)
 		return err
 	}
-	if exists, xerr := pierredb.Exists(context.WithoutCancel(ctx), url); xerr != nil || exists {
-		// The database holds a keyring (made with this key before the failure)
-		// or cannot be looked at: when unsure, keep both.
-		fmt.Fprintf(stderr, "pierre: kept %s and the database: it may have been initialised with that key before the failure\n", generated)
-		return err
+	if path := sqliteFile(url); path == "" || !slices.Contains(made.files, path) {
+		// Not a file this run created (a PostgreSQL database, or a SQLite file
+		// that was there, empty): if it holds a keyring now, it was made with
+		// this key before the failure; when that cannot be checked, keep both.
+		if exists, xerr := pierredb.Exists(context.WithoutCancel(ctx), url); xerr != nil || exists {
+			fmt.Fprintf(stderr, "pierre: kept %s and the database: it may have been initialised with that key before the failure\n", generated)
+			return err
+		}
 	}
 	_ = os.Remove(generated)
 	made.remove()
