@@ -27,11 +27,12 @@ const EnvLogQueries = "PIERREDB_LOG_QUERIES"
 // so passwords, hashes, tokens and ciphertexts never reach the log. Quoted
 // identifiers are kept. The logger's level decides whether the lines are kept.
 //
-// One limit: a few reads that pierre runs inside its own transactions through
-// bun's QueryRowContext (guards such as "is this the last admin", the user
-// INSERT of the first admin) are logged when they are sent, so an error that
-// PostgreSQL reports only when the row is read (a duplicate email) reaches the
-// caller's error but not that log line.
+// One limit: statements that pierre runs inside its own transactions through
+// bun's QueryRowContext (the user INSERT of a first admin, a few guards) are
+// logged when they are sent. An error that arrives only with the row (a
+// duplicate email on INSERT … RETURNING) reaches the caller's error, and may
+// be missing from that log line; one that arrives with the statement (a lock
+// timeout) is logged with it.
 func WithQueryLog(l *slog.Logger) Option { return func(c *config) { c.queryLog = l } }
 
 // redact returns query with every literal value and comment replaced. It

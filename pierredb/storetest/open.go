@@ -516,3 +516,44 @@ var _ = register("Open", "QueryLogReencrypt", func(t *testing.T) {
 		assert.True(t, written, "the compare-and-swap is logged: %+v", entries)
 	})
 })
+
+// Open/QueryLogLockTimeout (PostgreSQL): a guard that pierre runs in its own
+// transaction and that fails only when its row is read (a lock timeout on the
+// tenant row that AddMember locks) is logged with that error, not as a
+// success.
+var _ = register("Open", "QueryLogLockTimeout", func(t *testing.T) {
+	RunOn(t, pierredb.Postgres, func(t *testing.T, e Engine) {
+		t.Parallel()
+		ctx := t.Context()
+		db, logs := openLogged(t, e)
+		owner := activeUser(t, db, "owner")
+		joiner := activeUser(t, db, "joiner")
+		tenant, scope := newTenant(t, db, owner)
+
+		holder, err := db.Bun().BeginTx(ctx, nil)
+		require.NoError(t, err)
+		defer func() { _ = holder.Rollback() }()
+		_, err = holder.ExecContext(ctx, "SELECT id FROM tenants WHERE id = ? FOR UPDATE", tenant.ID)
+		require.NoError(t, err)
+
+		entries := loggedSince(t, logs, func() {
+			err := db.RunInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+				if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '100ms'"); err != nil {
+					return err
+				}
+				_, err := scope.Members().Add(ctx, joiner.ID, pierredb.RoleMember)
+				return err
+			})
+			require.Error(t, err, "the tenant row is locked")
+		})
+		var found []queryLogEntry
+		for _, entry := range entries {
+			if strings.Contains(entry.Query, "FROM tenants WHERE id") && strings.Contains(entry.Query, "FOR UPDATE") {
+				found = append(found, entry)
+			}
+		}
+		require.Len(t, found, 1, "%+v", entries)
+		assert.Contains(t, found[0].Err, "55P03", "the lock timeout is logged with the statement")
+		assert.GreaterOrEqual(t, found[0].Duration, 50*time.Millisecond, "and the time it waited")
+	})
+})
