@@ -120,18 +120,9 @@ func TestWrongKeyLeavesWALUntouched(t *testing.T) {
 		_, err := db.Users().Create(ctx, pierredb.NewUser{Email: "wal-" + string(rune('a'+i)) + "@example.com", Password: storetest.Password})
 		require.NoError(t, err)
 	}
-	// Copy the three files while the database is open: what a crash leaves.
-	dir := t.TempDir()
-	path := filepath.Join(dir, "crashed.db")
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		b, err := os.ReadFile(src + suffix)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(path+suffix, b, 0o600))
-	}
+	path := filepath.Join(t.TempDir(), "crashed.db")
+	crashCopy(t, src, path)
 	require.NoError(t, db.Close())
-	st, err := os.Stat(path + "-wal")
-	require.NoError(t, err)
-	require.NotZero(t, st.Size(), "the copy has no WAL to lose; the test proves nothing")
 
 	snapshot := func() map[string][]byte {
 		files := map[string][]byte{}
@@ -221,13 +212,8 @@ func TestSymlinkedDatabaseWithWAL(t *testing.T) {
 	}
 	dir := t.TempDir()
 	real := filepath.Join(dir, "real.db")
-	for _, suffix := range []string{"", "-wal", "-shm"} { // what a crash leaves
-		b, err := os.ReadFile(src + suffix)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(real+suffix, b, 0o600))
-	}
+	crashCopy(t, src, real)
 	require.NoError(t, db.Close())
-	require.True(t, func() bool { st, err := os.Stat(real + "-wal"); return err == nil && st.Size() > 0 }(), "no WAL: the test proves nothing")
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "link"), 0o700))
 	link := filepath.Join(dir, "link", "users.db")
 	require.NoError(t, os.Symlink(real, link))
@@ -249,5 +235,49 @@ func TestSymlinkedDatabaseWithWAL(t *testing.T) {
 		after, err := os.ReadFile(real + suffix)
 		require.NoError(t, err)
 		assert.True(t, bytes.Equal(b, after), "real.db%s changed after a wrong key through the link", suffix)
+	}
+}
+
+// crashCopy copies the SQLite database at src, open, with its -wal and -shm to
+// dst: what a crash leaves behind. It fails the test when the WAL holds no
+// frames, since a test about what the WAL holds would then prove nothing.
+func crashCopy(t *testing.T, src, dst string) {
+	t.Helper()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		b, err := os.ReadFile(src + suffix)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(dst+suffix, b, 0o600))
+	}
+	st, err := os.Stat(dst + "-wal")
+	require.NoError(t, err)
+	require.NotZero(t, st.Size(), "the copy has no WAL frames; the test proves nothing")
+}
+
+// TestCheckURL: CheckURL accepts what Open would, without connecting (a
+// server that is not there is no error), and refuses the rest with
+// ErrInvalidURL, never repeating a password.
+func TestCheckURL(t *testing.T) {
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"sqlite:./data/users.db", true},
+		{"SQLITE:./data/users.db", true},
+		{"sqlite::memory:", true},
+		{"postgres://pierre:s3cr3t-pw@127.0.0.1:1/pierre?sslmode=disable", true},
+		{"mysql://pierre:s3cr3t-pw@localhost/db", false},
+		{"host=127.0.0.1 password=s3cr3t-pw", false},
+		{"postgres://pierre:s3cr3t-pw@[::1/x", false},
+		{"sqlite:", false},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			err := pierredb.CheckURL(tc.url)
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, pierredb.ErrInvalidURL)
+			assert.NotContains(t, err.Error(), "s3cr3t")
+		})
 	}
 }

@@ -95,6 +95,15 @@ func wrapOpen(errp *error) {
 	}
 }
 
+// CheckURL reports whether Open would accept url, without opening anything or
+// touching the network or the disk: a host checks its settings with it before
+// it writes anything (a key file, say). Its errors wrap ErrInvalidURL and never
+// repeat the URL, which may hold a password.
+func CheckURL(url string) error {
+	_, err := connectorFor(url, newConfig(nil))
+	return err
+}
+
 // connectorFor picks the engine from a database URL. Errors wrap ErrInvalidURL and
 // never repeat the URL, which may hold a password.
 func connectorFor(url string, cfg config) (Connector, error) {

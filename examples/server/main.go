@@ -36,7 +36,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,7 +47,6 @@ import (
 	"github.com/pierre-mcp/pierre/httpserver"
 	"github.com/pierre-mcp/pierre/keyring"
 	"github.com/pierre-mcp/pierre/pierredb"
-	"github.com/pierre-mcp/pierre/pierredb/postgres"
 	"github.com/pierre-mcp/pierre/pierredb/sqlite"
 )
 
@@ -165,8 +163,8 @@ func settings() (port, url string, err error) {
 // returns the URL. Its errors never repeat a key or a password.
 func checkDatabaseEnv() (url string, err error) {
 	url = databaseURL()
-	if err := checkURL(url); err != nil {
-		return "", err
+	if err := pierredb.CheckURL(url); err != nil {
+		return "", fmt.Errorf("%s: %w", pierredb.EnvDatabaseURL, err)
 	}
 	if _, err := pierredb.OptionsFromEnv(os.Getenv, io.Discard); err != nil {
 		return "", err
@@ -204,25 +202,6 @@ func databaseURL() string {
 		return url
 	}
 	return pierredb.DefaultURL
-}
-
-// checkURL parses url as pierredb.Open will, without any I/O. Its errors
-// never repeat the URL, which may hold a password.
-func checkURL(url string) error {
-	scheme, _, _ := strings.Cut(url, ":")
-	var err error
-	switch strings.ToLower(scheme) {
-	case "sqlite", "sqlite3":
-		_, err = sqlite.ParseURL(url)
-	case "postgres", "postgresql":
-		_, err = postgres.NewConnector(postgres.Config{URL: url})
-	default:
-		err = fmt.Errorf("%w: unsupported scheme; use sqlite:./data/users.db or postgres://user:password@host:5432/database", pierredb.ErrInvalidURL)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", pierredb.EnvDatabaseURL, err)
-	}
-	return nil
 }
 
 // withMasterKey decides the master key (ensureMasterKey), then runs open. A
